@@ -1,0 +1,236 @@
+"""``python -m numba_affine.bench``: numba-affine against numpy, same process.
+
+For each shape N x D x H and dtype, the forward pass ``np.dot(x, W) + b``
+and the backward pass ``np.dot(dY, W.T)``, ``np.dot(x.T, dY)``,
+``np.sum(dY, axis=0)`` (the seed's formulas) are timed against
+``affine_forward`` and ``affine_backward``. Rounds interleave the two
+libraries; each round times a batch of calls; the table reports the median
+over rounds and the speed-up t(numpy) / t(numba-affine). Both libraries use
+their default thread counts.
+
+Options: ``--shape 512x300x700`` (repeatable) adds shapes, ``--rounds``,
+``--dtype``, ``--plot FILE.png`` (needs matplotlib) draws GFLOP/s against
+size. When torch is installed, ``torch.nn.functional.linear`` with autograd
+on the CPU is timed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .api import affine_backward, affine_forward, warmup
+
+#: The issue's targets: (N, D, H) -> (forward, backward) minimum speed-ups.
+TARGETS: dict[tuple[int, int, int], tuple[float, float]] = {
+    (20, 50, 10): (2.0, 3.0),
+    (100, 784, 100): (1.3, 1.3),
+    (2048, 512, 10): (1.3, 1.3),
+    (1024, 1024, 1024): (0.9, 0.9),
+}
+
+
+def numpy_forward(x, W, b):
+    """The seed's forward pass."""
+    return np.dot(x, W) + b
+
+
+def numpy_backward(dout, x, W):
+    """The seed's backward pass."""
+    return np.dot(dout, W.T), np.dot(x.T, dout), np.sum(dout, axis=0)
+
+
+def make_inputs(N: int, D: int, H: int, dtype, seed: int = 0):
+    """Random x (N, D), W (D, H), b (H,), dout (N, H) in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, D)).astype(dtype)
+    W = (rng.standard_normal((D, H)) / np.sqrt(max(D, 1))).astype(dtype)
+    b = rng.standard_normal(H).astype(dtype)
+    dout = rng.standard_normal((N, H)).astype(dtype)
+    return x, W, b, dout
+
+
+def _batch_time(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def _calibrate(fn: Callable[[], object], budget: float = 0.02) -> int:
+    """Calls per batch so that one batch takes about ``budget`` seconds."""
+    number = 1
+    while True:
+        t = _batch_time(fn, number)
+        if t * number >= budget or number >= 1 << 20:
+            return number
+        number *= 2 if t * number > budget / 10 else 8
+
+
+def compare(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds."""
+    numbers = {name: _calibrate(fn) for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(_batch_time(fn, numbers[name]))
+    return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
+@dataclass
+class Row:
+    shape: tuple[int, int, int]
+    dtype: str
+    t: dict[str, float]
+
+    @property
+    def flops(self) -> float:
+        N, D, H = self.shape
+        return 2.0 * N * D * H
+
+    def speedup(self, which: str, other: str = "numpy") -> float:
+        return self.t[f"{other} {which}"] / self.t[f"numba-affine {which}"]
+
+    def gflops(self, lib: str, which: str) -> float:
+        work = self.flops * (1 if which == "forward" else 2)
+        return work / self.t[f"{lib} {which}"] / 1e9
+
+
+def _torch_fns(x, W, b, dout):
+    try:
+        import torch
+    except ImportError:
+        return {}
+    xt = torch.from_numpy(x)
+    Wt = torch.from_numpy(np.ascontiguousarray(W.T)).requires_grad_(True)
+    bt = torch.from_numpy(b).requires_grad_(True)
+    dt = torch.from_numpy(dout)
+
+    def fwd():
+        with torch.no_grad():
+            return torch.nn.functional.linear(xt, Wt, bt)
+
+    xg = xt.clone().requires_grad_(True)
+    y = torch.nn.functional.linear(xg, Wt, bt)
+
+    def bwd():
+        return torch.autograd.grad(y, (xg, Wt, bt), dt, retain_graph=True)
+
+    return {"torch forward": fwd, "torch backward": bwd}
+
+
+def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: bool = True) -> Row:
+    """Time forward and backward of numba-affine and numpy (and torch) on one shape."""
+    N, D, H = shape
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    fns = {
+        "numpy forward": lambda: numpy_forward(x, W, b),
+        "numba-affine forward": lambda: affine_forward(x, W, b),
+        "numpy backward": lambda: numpy_backward(dout, x, W),
+        "numba-affine backward": lambda: affine_backward(dout, x, W),
+    }
+    if with_torch:
+        fns.update(_torch_fns(x, W, b, dout))
+    for fn in fns.values():  # compile, fault pages in, warm caches
+        fn()
+    return Row(shape, np.dtype(dtype).name, compare(fns, rounds))
+
+
+def format_table(rows: Sequence[Row], targets: dict | None = None) -> str:
+    """The comparison table as text (speed-ups, GFLOP/s, target check)."""
+    targets = TARGETS if targets is None else targets
+    has_torch = any("torch forward" in r.t for r in rows)
+    head = f"{'shape N x D x H':>18} {'dtype':>7} | {'forward':>8} {'target':>6} {'GFLOP/s':>13} | {'backward':>8} {'target':>6} {'GFLOP/s':>13}"
+    if has_torch:
+        head += " | vs torch fwd  bwd"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        tf, tb = targets.get(r.shape, (None, None))
+        sf, sb = r.speedup("forward"), r.speedup("backward")
+
+        def mark(s, t):
+            return "   -  " if t is None else f"{t:4.1f}{'✓' if s >= t else '✗'} "
+
+        line = (
+            f"{'x'.join(map(str, r.shape)):>18} {r.dtype:>7} | {sf:7.2f}x {mark(sf, tf)}"
+            f"{r.gflops('numba-affine', 'forward'):6.1f} /{r.gflops('numpy', 'forward'):6.1f} | "
+            f"{sb:7.2f}x {mark(sb, tb)}"
+            f"{r.gflops('numba-affine', 'backward'):6.1f} /{r.gflops('numpy', 'backward'):6.1f}"
+        )
+        if has_torch and "torch forward" in r.t:
+            line += f" | {r.speedup('forward', 'torch'):8.2f}x {r.speedup('backward', 'torch'):5.2f}x"
+        lines.append(line)
+    lines.append("speed-up = t(numpy) / t(numba-affine), median of interleaved rounds; "
+                 "GFLOP/s = numba-affine / numpy")
+    return "\n".join(lines)
+
+
+def plot(rows: Sequence[Row], path: str) -> None:
+    """GFLOP/s against work for numba-affine and numpy (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    for ax, which in zip(axes, ("forward", "backward")):
+        for dtype, style in (("float64", "-"), ("float32", "--")):
+            sel = sorted((r for r in rows if r.dtype == dtype), key=lambda r: r.flops)
+            if not sel:
+                continue
+            work = [r.flops for r in sel]
+            for lib, color in (("numba-affine", "C0"), ("numpy", "C1")):
+                ax.plot(work, [r.gflops(lib, which) for r in sel], style, marker="o", color=color,
+                        label=f"{lib} {dtype}")
+        ax.set_xscale("log")
+        ax.set_xlabel("2·N·D·H (flops of one product)")
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(which)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        N, D, H = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must look like 512x300x700, got {text!r}") from None
+    if min(N, D, H) < 1:
+        raise argparse.ArgumentTypeError(f"shape sizes must be positive, got {text!r}")
+    return N, D, H
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m numba_affine.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", type=_parse_shape, action="append", default=[],
+                        help="extra shape NxDxH (repeatable)")
+    parser.add_argument("--only", action="store_true", help="time only the --shape shapes")
+    parser.add_argument("--dtype", choices=("float32", "float64"), action="append", default=None)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw GFLOP/s against size")
+    args = parser.parse_args(argv)
+    shapes = ([] if args.only else list(TARGETS)) + args.shape
+    dtypes = args.dtype or ["float64", "float32"]
+    warmup([np.dtype(d) for d in dtypes])
+    rows = []
+    total = len(shapes) * len(dtypes)
+    for i, (dtype, shape) in enumerate(((d, s) for d in dtypes for s in shapes), 1):
+        print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
+        rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch))
+    print(format_table(rows))
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

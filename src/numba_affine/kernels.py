@@ -1,0 +1,434 @@
+"""Explicit-loop kernels for the Affine layer.
+
+Nothing here validates anything: :mod:`numba_affine.api` hands every kernel
+C-contiguous arrays of one dtype (float32 or float64) with matching shapes,
+and scratch buffers of the right size.
+
+Two product shapes do all the work, each written so that LLVM's loop
+vectorizer turns its innermost loop into AVX2 FMAs:
+
+*dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
+    A register block of 4 rows x 3 columns = 12 independent dot products over
+    a contiguous ``k``. With ``fastmath`` reassociation each sum becomes one
+    SIMD accumulator: 7 vector loads feed 12 FMAs. ``k`` is cut into blocks
+    of ``KC_BYTES`` so the 4 rows of A stay in L1 while Bt streams from L2.
+    Used where the summed dimension is long and contiguous in both operands.
+
+*axpy form* (:func:`_ab_tile`), ``C[i, :] += sum_k a(i, k) * B[k, :]``
+    Two rows of C are updated from four rows of B at a time (8 FMAs per 4
+    loads of B, 2 loads and 2 stores of C); ``a(i, k)`` is a scalar, read as
+    ``A[i, k]`` or, with ``a_trans``, as ``A[k, i]``. Needs no transposed
+    copy of anything, so it serves the products whose summed dimension is
+    the row axis (dW) and the ones whose summed dimension is short.
+
+Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
+parallel variant runs ``prange`` over fixed tiles of the *output*, never over
+the summed dimension: each output element is computed by one thread, by the
+same code, in the same order, so results are bitwise identical for any
+thread count. Tile sizes are constants, not functions of the thread count.
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from ._jit import helper, twin_kernels
+
+#: Bytes of the summed dimension handled per block in the dot form (L1-sized rows).
+KC_BYTES = 4096
+#: Output tile of the dot form: rows (multiple of 4) x columns (multiple of 3).
+ABT_ROW_TILE = 128
+ABT_COL_TILE = 96
+#: Output tile of the axpy form: rows (multiple of 2) x columns; k block.
+AB_ROW_TILE = 32
+AB_COL_TILE = 512
+AB_KC = 128
+#: Columns per tile of the bias gradient.
+DB_COL_TILE = 256
+
+
+@helper
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@helper
+def _put(C, i, j, s, init, bias, add_bias):
+    """Store (``init``) or add one finished sum, plus the bias on the last k block."""
+    v = s if init else C[i, j] + s
+    if add_bias:
+        v += bias[j]
+    C[i, j] = v
+
+
+@helper
+def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
+    """Dot form on one output tile: ``C[i0:i1, j0:j1] (+)= A[i0:i1] . Bt[j0:j1].T (+ bias)``.
+
+    Loop order: k blocks of ``KC_BYTES`` / rows in steps of 4 / columns in
+    steps of 3 / contiguous k (vectorized). Edges use 4x1, 1x3 and 1x1 blocks.
+
+    Parameters
+    ----------
+    A : (M, K) C-contiguous array
+    Bt : (P, K) C-contiguous array
+    C : (M, P) C-contiguous array, written in place
+    bias : (P,) array, added when ``add_bias``
+    add_bias, accumulate : bool
+        ``accumulate`` adds into ``C`` instead of overwriting it.
+    i0, i1, j0, j1 : int
+        The tile of ``C``.
+    """
+    K = A.shape[1]
+    zero = A.dtype.type(0)
+    kc = KC_BYTES // A.itemsize
+    n_kblocks = max(1, _cdiv(K, kc))  # K == 0 still stores the bias
+    for kb in range(n_kblocks):
+        k0 = kb * kc
+        k1 = min(K, k0 + kc)
+        nk = k1 - k0
+        init = kb == 0 and not accumulate
+        bias_now = add_bias and kb == n_kblocks - 1
+        i = i0
+        while i + 4 <= i1:
+            a0 = A[i, k0:k1]
+            a1 = A[i + 1, k0:k1]
+            a2 = A[i + 2, k0:k1]
+            a3 = A[i + 3, k0:k1]
+            j = j0
+            while j + 3 <= j1:
+                b0 = Bt[j, k0:k1]
+                b1 = Bt[j + 1, k0:k1]
+                b2 = Bt[j + 2, k0:k1]
+                s00 = s01 = s02 = s10 = s11 = s12 = zero
+                s20 = s21 = s22 = s30 = s31 = s32 = zero
+                for k in range(nk):
+                    x0 = a0[k]
+                    x1 = a1[k]
+                    x2 = a2[k]
+                    x3 = a3[k]
+                    y0 = b0[k]
+                    y1 = b1[k]
+                    y2 = b2[k]
+                    s00 += x0 * y0
+                    s01 += x0 * y1
+                    s02 += x0 * y2
+                    s10 += x1 * y0
+                    s11 += x1 * y1
+                    s12 += x1 * y2
+                    s20 += x2 * y0
+                    s21 += x2 * y1
+                    s22 += x2 * y2
+                    s30 += x3 * y0
+                    s31 += x3 * y1
+                    s32 += x3 * y2
+                _put(C, i, j, s00, init, bias, bias_now)
+                _put(C, i, j + 1, s01, init, bias, bias_now)
+                _put(C, i, j + 2, s02, init, bias, bias_now)
+                _put(C, i + 1, j, s10, init, bias, bias_now)
+                _put(C, i + 1, j + 1, s11, init, bias, bias_now)
+                _put(C, i + 1, j + 2, s12, init, bias, bias_now)
+                _put(C, i + 2, j, s20, init, bias, bias_now)
+                _put(C, i + 2, j + 1, s21, init, bias, bias_now)
+                _put(C, i + 2, j + 2, s22, init, bias, bias_now)
+                _put(C, i + 3, j, s30, init, bias, bias_now)
+                _put(C, i + 3, j + 1, s31, init, bias, bias_now)
+                _put(C, i + 3, j + 2, s32, init, bias, bias_now)
+                j += 3
+            while j < j1:
+                b0 = Bt[j, k0:k1]
+                s0 = s1 = s2 = s3 = zero
+                for k in range(nk):
+                    y0 = b0[k]
+                    s0 += a0[k] * y0
+                    s1 += a1[k] * y0
+                    s2 += a2[k] * y0
+                    s3 += a3[k] * y0
+                _put(C, i, j, s0, init, bias, bias_now)
+                _put(C, i + 1, j, s1, init, bias, bias_now)
+                _put(C, i + 2, j, s2, init, bias, bias_now)
+                _put(C, i + 3, j, s3, init, bias, bias_now)
+                j += 1
+            i += 4
+        while i < i1:
+            a0 = A[i, k0:k1]
+            j = j0
+            while j + 3 <= j1:
+                b0 = Bt[j, k0:k1]
+                b1 = Bt[j + 1, k0:k1]
+                b2 = Bt[j + 2, k0:k1]
+                s0 = s1 = s2 = zero
+                for k in range(nk):
+                    x0 = a0[k]
+                    s0 += x0 * b0[k]
+                    s1 += x0 * b1[k]
+                    s2 += x0 * b2[k]
+                _put(C, i, j, s0, init, bias, bias_now)
+                _put(C, i, j + 1, s1, init, bias, bias_now)
+                _put(C, i, j + 2, s2, init, bias, bias_now)
+                j += 3
+            while j < j1:
+                b0 = Bt[j, k0:k1]
+                s0 = zero
+                for k in range(nk):
+                    s0 += a0[k] * b0[k]
+                _put(C, i, j, s0, init, bias, bias_now)
+                j += 1
+            i += 1
+
+
+@helper
+def _a(A, a_trans, i, k):
+    return A[k, i] if a_trans else A[i, k]
+
+
+@helper
+def _ab_tile(A, a_trans, B, C, bias, add_bias, accumulate, i0, i1, j0, j1):
+    """Axpy form on one output tile: ``C[i0:i1, j0:j1] (+)= a . B[:, j0:j1] (+ bias)``.
+
+    ``a(i, k)`` is ``A[k, i]`` when ``a_trans`` else ``A[i, k]``.
+    Loop order: k blocks of ``AB_KC`` / rows in steps of 2 / k in steps of 4 /
+    contiguous columns (vectorized). The tile of C stays in L1 across k.
+
+    Parameters
+    ----------
+    A : 2-D C-contiguous array, read one scalar at a time
+    a_trans : bool
+    B : (K, P) C-contiguous array
+    C : (M, P) C-contiguous array, written in place
+    bias : (P,) array, the starting value of C when ``add_bias``
+    add_bias, accumulate : bool
+    i0, i1, j0, j1 : int
+        The tile of ``C``.
+    """
+    K = B.shape[0]
+    w = j1 - j0
+    zero = C.dtype.type(0)
+    if not accumulate:
+        for i in range(i0, i1):
+            c = C[i, j0:j1]
+            if add_bias:
+                bb = bias[j0:j1]
+                for j in range(w):
+                    c[j] = bb[j]
+            else:
+                for j in range(w):
+                    c[j] = zero
+    for k0 in range(0, K, AB_KC):
+        k1 = min(K, k0 + AB_KC)
+        i = i0
+        while i + 2 <= i1:
+            c0 = C[i, j0:j1]
+            c1 = C[i + 1, j0:j1]
+            k = k0
+            while k + 4 <= k1:
+                a00 = _a(A, a_trans, i, k)
+                a01 = _a(A, a_trans, i, k + 1)
+                a02 = _a(A, a_trans, i, k + 2)
+                a03 = _a(A, a_trans, i, k + 3)
+                a10 = _a(A, a_trans, i + 1, k)
+                a11 = _a(A, a_trans, i + 1, k + 1)
+                a12 = _a(A, a_trans, i + 1, k + 2)
+                a13 = _a(A, a_trans, i + 1, k + 3)
+                b0 = B[k, j0:j1]
+                b1 = B[k + 1, j0:j1]
+                b2 = B[k + 2, j0:j1]
+                b3 = B[k + 3, j0:j1]
+                for j in range(w):
+                    y0 = b0[j]
+                    y1 = b1[j]
+                    y2 = b2[j]
+                    y3 = b3[j]
+                    c0[j] += a00 * y0 + a01 * y1 + a02 * y2 + a03 * y3
+                    c1[j] += a10 * y0 + a11 * y1 + a12 * y2 + a13 * y3
+                k += 4
+            while k < k1:
+                a00 = _a(A, a_trans, i, k)
+                a10 = _a(A, a_trans, i + 1, k)
+                b0 = B[k, j0:j1]
+                for j in range(w):
+                    c0[j] += a00 * b0[j]
+                    c1[j] += a10 * b0[j]
+                k += 1
+            i += 2
+        if i < i1:
+            c0 = C[i, j0:j1]
+            k = k0
+            while k + 4 <= k1:
+                a00 = _a(A, a_trans, i, k)
+                a01 = _a(A, a_trans, i, k + 1)
+                a02 = _a(A, a_trans, i, k + 2)
+                a03 = _a(A, a_trans, i, k + 3)
+                b0 = B[k, j0:j1]
+                b1 = B[k + 1, j0:j1]
+                b2 = B[k + 2, j0:j1]
+                b3 = B[k + 3, j0:j1]
+                for j in range(w):
+                    c0[j] += a00 * b0[j] + a01 * b1[j] + a02 * b2[j] + a03 * b3[j]
+                k += 4
+            while k < k1:
+                a00 = _a(A, a_trans, i, k)
+                b0 = B[k, j0:j1]
+                for j in range(w):
+                    c0[j] += a00 * b0[j]
+                k += 1
+
+
+@helper
+def _colsum_tile(dY, db, accumulate, j0, j1):
+    """``db[j0:j1] (+)= sum over n of dY[n, j0:j1]``, rows in order, columns vectorized."""
+    d = db[j0:j1]
+    w = j1 - j0
+    if not accumulate:
+        zero = db.dtype.type(0)
+        for j in range(w):
+            d[j] = zero
+    for n in range(dY.shape[0]):
+        row = dY[n, j0:j1]
+        for j in range(w):
+            d[j] += row[j]
+
+
+@helper
+def _transpose(src, dst, accumulate):
+    """``dst (+)= src.T`` in 32x32 blocks (used on small W-sized buffers only)."""
+    R, S = src.shape
+    for r0 in range(0, R, 32):
+        r1 = min(R, r0 + 32)
+        for s0 in range(0, S, 32):
+            s1 = min(S, s0 + 32)
+            for s in range(s0, s1):
+                for r in range(r0, r1):
+                    if accumulate:
+                        dst[s, r] += src[r, s]
+                    else:
+                        dst[s, r] = src[r, s]
+
+
+@helper
+def _no_bias(C):
+    """An empty bias of C's dtype (the products without a bias take one)."""
+    return C.reshape(C.size)[:0]
+
+
+@helper
+def _tile(t, n_row_tiles, row_tile, M, col_tile, P):
+    """Bounds of output tile ``t``; row tiles vary fastest so that
+    consecutive tiles share the same columns of the right-hand operand."""
+    ti = t % n_row_tiles
+    tj = t // n_row_tiles
+    i0 = ti * row_tile
+    j0 = tj * col_tile
+    return i0, min(M, i0 + row_tile), j0, min(P, j0 + col_tile)
+
+
+def _forward(x, W, Wt, b, y):
+    """Forward pass ``y = x . W + b``.
+
+    Parameters
+    ----------
+    x : (N, D) C-contiguous
+    W : (D, H) C-contiguous
+    Wt : (H, D) scratch for the dot form, or a (0, 0) array for the axpy form
+    b : (H,) bias, or a (0,) array for no bias
+    y : (N, H) output, overwritten
+
+    Notes
+    -----
+    Dot form (``Wt`` given): W is first packed into ``Wt`` so that each
+    output is a dot product of two contiguous rows; best for a narrow H.
+    Axpy form: rows of y are built from rows of W directly. Parallel over
+    tiles of y.
+    """
+    N = x.shape[0]
+    H = W.shape[1]
+    add_bias = b.shape[0] > 0
+    if Wt.shape[0] > 0:
+        _transpose(W, Wt, False)
+        n_rt = _cdiv(N, ABT_ROW_TILE)
+        n_tiles = n_rt * _cdiv(H, ABT_COL_TILE)
+        for t in prange(n_tiles):
+            i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, H)
+            _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
+    else:
+        n_rt = _cdiv(N, AB_ROW_TILE)
+        n_tiles = n_rt * _cdiv(H, AB_COL_TILE)
+        for t in prange(n_tiles):
+            i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, N, AB_COL_TILE, H)
+            _ab_tile(x, False, W, y, b, add_bias, False, i0, i1, j0, j1)
+
+
+def _backward(dout, x, W, Wt, dx, dW, dWt, db, want_dx, want_dw, want_db, accumulate):
+    """The backward pass in one call: ``dx = dout . W.T``, ``dW (+)= x.T . dout``,
+    ``db (+)= dout.sum(axis=0)``; each part runs only when wanted.
+
+    Parameters
+    ----------
+    dout : (N, H) C-contiguous
+    x : (N, D) C-contiguous (read only for dW)
+    W : (D, H) C-contiguous (read only for dx)
+    Wt : (H, D) scratch when dx uses the axpy form (short H), else (0, 0)
+    dx, dW, db : (N, D), (D, H), (H,) outputs
+    dWt : (H, D) scratch when dW is built transposed (short H), else (0, 0)
+    want_dx, want_dw, want_db : bool
+    accumulate : bool
+        Add into dW and db instead of overwriting them.
+
+    Notes
+    -----
+    dx, dot form: rows of dout and rows of W are both contiguous over the
+    summed H, so nothing is packed. When H is short those dot products are
+    too short to vectorize; then W.T is packed into ``Wt`` and rows of dx are
+    built by the axpy form. Parallel over tiles of dx.
+
+    dW: the sum runs over the batch, the row axis of both operands, so the
+    axpy form ``dW[d, :] += x[n, d] * dout[n, :]`` is used. When H is short
+    the rows of dW are too short to vectorize, so ``dWt[h, :] += dout[n, h] *
+    x[n, :]`` is built instead and transposed into dW. Parallel over tiles of
+    dW (or dWt), never over the batch.
+
+    db: parallel over tiles of columns; each column summed in row order.
+
+    One call instead of three saves two dispatches; the parallel variant runs
+    the three parts as consecutive parallel loops.
+    """
+    N = dout.shape[0]
+    H = dout.shape[1]
+    D = W.shape[0]
+    nob = _no_bias(dout)
+    if want_dx:
+        if Wt.shape[0] > 0:
+            _transpose(W, Wt, False)
+            n_rt = _cdiv(N, AB_ROW_TILE)
+            n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
+            for t in prange(n_tiles):
+                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, N, AB_COL_TILE, D)
+                _ab_tile(dout, False, Wt, dx, nob, False, False, i0, i1, j0, j1)
+        else:
+            n_rt = _cdiv(N, ABT_ROW_TILE)
+            n_tiles = n_rt * _cdiv(D, ABT_COL_TILE)
+            for t in prange(n_tiles):
+                i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, D)
+                _abt_tile(dout, W, dx, nob, False, False, i0, i1, j0, j1)
+    if want_dw:
+        if dWt.shape[0] > 0:
+            n_rt = _cdiv(H, AB_ROW_TILE)
+            n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
+            for t in prange(n_tiles):
+                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, H, AB_COL_TILE, D)
+                _ab_tile(dout, True, x, dWt, nob, False, False, i0, i1, j0, j1)
+            _transpose(dWt, dW, accumulate)
+        else:
+            n_rt = _cdiv(D, AB_ROW_TILE)
+            n_tiles = n_rt * _cdiv(H, AB_COL_TILE)
+            for t in prange(n_tiles):
+                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, D, AB_COL_TILE, H)
+                _ab_tile(x, True, dout, dW, nob, False, accumulate, i0, i1, j0, j1)
+    if want_db:
+        for t in prange(_cdiv(H, DB_COL_TILE)):
+            j0 = t * DB_COL_TILE
+            _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
+
+
+forward_kernels = twin_kernels(_forward)
+backward_kernels = twin_kernels(_backward)
