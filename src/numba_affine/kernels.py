@@ -394,9 +394,9 @@ def _backward(dout, x, W, Wt, dx, dW, dWt, db, want_dx, want_dw, want_db, accumu
     """
     N = dout.shape[0]
     H = dout.shape[1]
-    D = W.shape[0]
     nob = _no_bias(dout)
     if want_dx:
+        D = W.shape[0]
         if Wt.shape[0] > 0:
             _transpose(W, Wt, False)
             n_rt = _cdiv(N, AB_ROW_TILE)
@@ -411,6 +411,7 @@ def _backward(dout, x, W, Wt, dx, dW, dWt, db, want_dx, want_dw, want_db, accumu
                 i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, D)
                 _abt_tile(dout, W, dx, nob, False, False, i0, i1, j0, j1)
     if want_dw:
+        D = x.shape[1]
         if dWt.shape[0] > 0:
             n_rt = _cdiv(H, AB_ROW_TILE)
             n_tiles = n_rt * _cdiv(D, AB_COL_TILE)

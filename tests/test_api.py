@@ -1,0 +1,156 @@
+"""Semantics of the public functions beyond plain products: 1-D and N-D x,
+out= buffers, accumulate, no modification of inputs, NaN/Inf, dtypes."""
+
+import numpy as np
+import pytest
+from reference import DTYPES, assert_matches, backward, forward, make_inputs
+
+import numba_affine as na
+
+
+def f64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_sample_is_1d(dtype):
+    x, W, b, dout = make_inputs(1, 7, 5, dtype)
+    x1, d1 = x[0], dout[0]
+    y = na.affine_forward(x1, W, b)
+    assert y.shape == (5,)
+    assert_matches(y, np.dot(*f64(x1, W)) + b, dtype, 7)
+    dx, dW, db = na.affine_backward(d1, x1, W)
+    ex, eW, eb = backward(*f64(d1, x1, W))
+    assert dx.shape == (7,)
+    assert_matches(dx, ex, dtype, 5)
+    assert_matches(dW, eW, dtype, 1)
+    assert_matches(db, eb, dtype, 1)
+    assert na.affine_dx(d1, W).shape == (7,)
+    assert na.affine_dw(x1, d1).shape == (7, 5)
+    assert_matches(na.affine_db(d1), d1, dtype, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 2, 3), (6, 1, 5, 2), (0, 3, 2), (3, 1, 1, 1)])
+def test_nd_input_is_flattened_and_dx_keeps_its_shape(shape, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    D = int(np.prod(shape[1:]))
+    W = rng.standard_normal((D, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    dout = rng.standard_normal((shape[0], 4)).astype(dtype)
+    assert_matches(na.affine_forward(x, W, b), forward(*f64(x, W, b)), dtype, D)
+    dx, dW, db = na.affine_backward(dout, x, W)
+    for got, want in zip((dx, dW, db), backward(*f64(dout, x, W))):
+        assert_matches(got, want, dtype, max(D, shape[0]))
+    assert dx.shape == shape
+    assert_matches(na.affine_dw(x, dout), backward(*f64(dout, x, W))[1], dtype, shape[0])
+
+
+def test_nd_non_contiguous_input():
+    x = np.random.default_rng(2).standard_normal((5, 4, 6)).transpose(0, 2, 1)[:, ::2]
+    W = np.random.default_rng(3).standard_normal((12, 3))
+    assert_matches(na.affine_forward(x, W), forward(x, W), np.float64, 12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_buffers_are_written_and_returned(dtype):
+    x, W, b, dout = make_inputs(9, 8, 7, dtype)
+    out = np.full((9, 7), np.nan, dtype)
+    assert na.affine_forward(x, W, b, out=out) is out
+    assert_matches(out, forward(*f64(x, W, b)), dtype, 8)
+    dx, dW, db = np.empty((9, 8), dtype), np.empty((8, 7), dtype), np.empty(7, dtype)
+    res = na.affine_backward(dout, x, W, dx_out=dx, dW_out=dW, db_out=db)
+    assert res[0] is dx and res[1] is dW and res[2] is db
+    for got, want in zip(res, backward(*f64(dout, x, W))):
+        assert_matches(got, want, dtype, 9)
+    o = np.empty((9, 8), dtype)
+    assert na.affine_dx(dout, W, out=o) is o
+    o = np.empty((8, 7), dtype)
+    assert na.affine_dw(x, dout, out=o) is o
+    o = np.empty(7, dtype)
+    assert na.affine_db(dout, out=o) is o
+
+
+def test_non_contiguous_out_is_filled():
+    x, W, b, dout = make_inputs(9, 8, 7, np.float64)
+    big = np.zeros((9, 14))
+    out = big[:, ::2]
+    assert na.affine_forward(x, W, b, out=out) is out
+    assert_matches(out, forward(x, W, b), np.float64, 8)
+    np.testing.assert_array_equal(big[:, 1::2], 0.0)
+    dWT = np.zeros((7, 8)).T
+    na.affine_dw(x, dout, out=dWT, accumulate=True)
+    na.affine_dw(x, dout, out=dWT, accumulate=True)
+    assert_matches(dWT, 2 * backward(dout, x, W)[1], np.float64, 18)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H", [3, 40])
+def test_accumulate_adds_into_out(dtype, H):
+    x, W, b, dout = make_inputs(13, 11, H, dtype)
+    _, eW, eb = backward(*f64(dout, x, W))
+    dW = np.ones((11, H), dtype)
+    db = np.ones(H, dtype)
+    dx, dW2, db2 = na.affine_backward(dout, x, W, dW_out=dW, db_out=db, accumulate=True)
+    assert dW2 is dW and db2 is db
+    assert_matches(dW, eW + 1, dtype, 13)
+    assert_matches(db, eb + 1, dtype, 13)
+    na.affine_dw(x, dout, out=dW, accumulate=True)
+    na.affine_db(dout, out=db, accumulate=True)
+    assert_matches(dW, 2 * eW + 1, dtype, 26)
+    assert_matches(db, 2 * eb + 1, dtype, 26)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inputs_are_not_modified(dtype):
+    x, W, b, dout = make_inputs(21, 19, 17, dtype)
+    copies = [a.copy() for a in (x, W, b, dout)]
+    na.affine_forward(x, W, b)
+    na.affine_backward(dout, x, W)
+    na.affine_dx(dout, W)
+    na.affine_dw(x, dout)
+    na.affine_db(dout)
+    for a, c in zip((x, W, b, dout), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_read_only_inputs_are_fine():
+    x, W, b, dout = make_inputs(5, 4, 3, np.float64)
+    for a in (x, W, b, dout):
+        a.flags.writeable = False
+    assert_matches(na.affine_forward(x, W, b), forward(x, W, b), np.float64, 4)
+    na.affine_backward(dout, x, W)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_and_inf_propagate_like_numpy(dtype):
+    x, W, b, dout = make_inputs(6, 5, 4, dtype)
+    x[1, 2] = np.nan
+    x[3, 0] = np.inf
+    W[4, 1] = -np.inf
+    with np.errstate(invalid="ignore"):
+        expected = np.dot(x, W) + b
+        y = na.affine_forward(x, W, b)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(expected))
+        dx, dW, db = na.affine_backward(dout, x, W)
+        edx, edW, edb = backward(dout, x, W)
+    for got, want in ((dx, edx), (dW, edW), (db, edb)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_no_bias_forward_and_empty_batch():
+    x, W, _, dout = make_inputs(0, 4, 3, np.float32)
+    y = na.affine_forward(x, W)
+    assert y.shape == (0, 3) and y.dtype == np.float32
+    dx, dW, db = na.affine_backward(dout, x, W)
+    assert dx.shape == (0, 4)
+    np.testing.assert_array_equal(dW, 0)
+    np.testing.assert_array_equal(db, 0)
+
+
+def test_warmup_runs():
+    na.warmup()
+    na.warmup((np.float64,))

@@ -1,0 +1,85 @@
+"""Every public function against the seed's numpy formulas, over many shapes,
+both dtypes, C / F / strided / negative-stride inputs and both kernel paths."""
+
+import numpy as np
+import pytest
+from reference import DTYPES, SHAPES, assert_matches, backward, forward, make_inputs
+
+import numba_affine as na
+from numba_affine import api
+
+
+def layouts(a):
+    """The same values in several memory layouts."""
+    yield "C", a
+    yield "F", np.asfortranarray(a)
+    big = np.zeros((a.shape[0] * 2 + 1, a.shape[1] * 3 + 2), a.dtype)
+    view = big[1::2, 2::3]
+    view[...] = a
+    yield "strided", view
+    rev = np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]
+    yield "reversed", rev
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_forward_matches_reference(shape, dtype):
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    expected = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    assert_matches(na.affine_forward(x, W, b), expected, dtype, D)
+    assert_matches(na.affine_forward(x, W), expected - b, dtype, D)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_backward_matches_reference(shape, dtype):
+    N, D, H = shape
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    ex, eW, eb = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    dx, dW, db = na.affine_backward(dout, x, W)
+    assert_matches(dx, ex, dtype, H)
+    assert_matches(dW, eW, dtype, N)
+    assert_matches(db, eb, dtype, N)
+    assert_matches(na.affine_dx(dout, W), ex, dtype, H)
+    assert_matches(na.affine_dw(x, dout), eW, dtype, N)
+    assert_matches(na.affine_db(dout), eb, dtype, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(20, 50, 10), (33, 129, 17), (131, 67, 514), (5, 4, 3)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_any_layout_gives_the_contiguous_result(shape, dtype):
+    N, D, H = shape
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    y0 = na.affine_forward(x, W, b)
+    g0 = na.affine_backward(dout, x, W)
+    for (lx, xl), (lw, Wl), (ld, dl) in zip(layouts(x), layouts(W), layouts(dout)):
+        np.testing.assert_array_equal(na.affine_forward(xl, Wl, b), y0, err_msg=f"x {lx}, W {lw}")
+        for got, want in zip(na.affine_backward(dl, xl, Wl), g0):
+            np.testing.assert_array_equal(got, want, err_msg=f"x {lx}, W {lw}, dout {ld}")
+    b_strided = np.repeat(b, 2)[::2]
+    np.testing.assert_array_equal(na.affine_forward(x, W, b_strided), y0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(20, 50, 10), (200, 300, 40), (64, 96, 20)], ids=lambda s: "x".join(map(str, s)))
+def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatch):
+    N, D, H = shape
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    ex = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    for threshold in (0, 10**12):  # everything parallel / everything serial
+        monkeypatch.setattr(api, "PARALLEL_MIN_WORK", threshold)
+        assert_matches(na.affine_forward(x, W, b), ex, dtype, D)
+        for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, N, N)):
+            assert_matches(got, want, dtype, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H", [1, 2, 15, 16, 17])
+def test_both_product_forms_around_the_short_H_switch(H, dtype):
+    x, W, b, dout = make_inputs(37, 41, H, dtype)
+    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, 37, 37)):
+        assert_matches(got, want, dtype, k)

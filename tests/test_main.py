@@ -1,0 +1,32 @@
+"""The main job and the benchmark command run as documented."""
+
+import subprocess
+import sys
+
+import pytest
+
+from numba_affine import bench
+
+
+def test_python_m_numba_affine_replays_the_seed():
+    proc = subprocess.run([sys.executable, "-m", "numba_affine"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # the seed's printed shapes, in order
+    expected = ["(3, 3)", "(20, 50)", "(50, 10)", "(10,)", "(20, 10)", "(20, 10)", "(20, 50)", "None"]
+    pos = 0
+    for item in expected:
+        pos = out.index(item, pos)
+    assert "every result above matches the notebook's numpy formulas" in out
+    assert "100x784x100" in out and "speed-up" in out
+
+
+def test_bench_table_for_a_given_shape(capsys):
+    assert bench.main(["--only", "--shape", "7x5x3", "--rounds", "1", "--dtype", "float64", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "7x5x3" in out and "float64" in out
+
+
+def test_bench_rejects_a_bad_shape():
+    with pytest.raises(SystemExit):
+        bench.main(["--shape", "7x5"])
