@@ -42,7 +42,7 @@ CASES = [
     ("W None", TypeError, "W must be a numpy.ndarray, got NoneType", na.affine_forward, (ones(2, 5), None), {}),
     ("x masked", TypeError, "plain numpy.ndarray, got MaskedArray", na.affine_forward, (np.ma.masked_array(ones(2, 5)), ones(5, 3)), {}),
     ("mixed dtypes", TypeError, "x has dtype float32 but W has dtype float64", na.affine_forward, (ones(2, 5, dtype=np.float32), ones(5, 3)), {}),
-    ("mixed bias dtype", TypeError, "W has dtype float64 but b has dtype float32", na.affine_forward, (ones(2, 5), ones(5, 3), ones(3, dtype=np.float32)), {}),
+    ("mixed bias dtype", TypeError, "x has dtype float64 but b has dtype float32", na.affine_forward, (ones(2, 5), ones(5, 3), ones(3, dtype=np.float32)), {}),
     ("float16", TypeError, r"x has dtype float16; numba-affine supports float32 and float64", na.affine_forward, (ones(2, 5, dtype=np.float16), ones(5, 3, dtype=np.float16)), {}),
     ("complex", TypeError, r"x has dtype complex128", na.affine_forward, (ones(2, 5, dtype=np.complex128), ones(5, 3)), {}),
     ("int", TypeError, r"x has dtype int64.*astype", na.affine_forward, (ones(2, 5, dtype=np.int64), ones(5, 3)), {}),

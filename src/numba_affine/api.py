@@ -25,8 +25,10 @@ __all__ = [
     "warmup",
 ]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_EMPTY = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
+_ndarray = np.ndarray
 _NO_BIAS = {dt: np.empty(0, dt) for dt in _FLOATS}
 
 #: Below this many multiply-adds (N*D*H) a call runs the serial kernel:
@@ -35,6 +37,8 @@ PARALLEL_MIN_WORK = 100_000
 #: Below this H the dot form's products are too short (see kernels): dx and
 #: dW use the axpy form on a packed W.T / a transposed dW instead.
 SHORT_H = 16
+#: Forward: below this H pack W.T and use the dot form, else the axpy form.
+DOT_FORM_MAX_H = 1 << 62
 
 # A process forked after a parallel kernel ran must not start a parallel
 # region again with GNU OpenMP (the child is killed: "fork() called from a
@@ -58,6 +62,10 @@ def _pick(pair, work: int):
     return pair.parallel
 
 
+def _flags(H: int, accumulate: bool) -> int:
+    return (kernels.SHORT_H if H < SHORT_H else 0) | (kernels.ACCUMULATE if accumulate else 0)
+
+
 # ---------------------------------------------------------------- validation
 
 
@@ -78,6 +86,30 @@ def _array(name: str, a) -> np.ndarray:
             f"convert with {name}.astype(np.float64) or {name}.astype(np.float32)"
         )
     return a
+
+
+def _operands(**arrays) -> np.dtype:
+    """Check that every operand is a float32/float64 ndarray of one dtype.
+
+    The common case (identical dtype objects) costs a few attribute reads;
+    anything else goes through :func:`_array` and :func:`_same_dtype`,
+    which raise with a message.
+    """
+    dt = None
+    for a in arrays.values():
+        if type(a) is not _ndarray:
+            break
+        if dt is None:
+            dt = a.dtype
+            if dt is not _F64 and dt is not _F32:
+                break
+        elif a.dtype is not dt:
+            break
+    else:
+        return dt
+    for name, a in arrays.items():
+        _array(name, a)
+    return _same_dtype(**arrays)
 
 
 def _same_dtype(**arrays: np.ndarray) -> np.dtype:
@@ -235,20 +267,35 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     >>> affine_forward(X, W, b).shape
     (20, 10)
     """
-    x = _array("x", x)
-    check_parameters(W, b)
-    _same_dtype(x=x, W=W)
+    if b is None:
+        dt = _operands(x=x, W=W)
+    else:
+        dt = _operands(x=x, W=W, b=b)
+    if W.ndim != 2:
+        _weights(W)
     D, H = W.shape
-    x2 = _flat_x(x, W.shape)
+    if b is not None and b.shape != (H,):
+        check_parameters(W, b)
+    if x.ndim == 2 and x.shape[1] == D:
+        x2 = x
+    else:
+        x2 = _flat_x(x, W.shape)
     N = x2.shape[0]
-    dt = x.dtype
     shape = (H,) if x.ndim == 1 else (N, H)
-    inputs = (("x", x), ("W", W)) + ((("b", b),) if b is not None else ())
-    y = _Out("out", out, shape, dt, False, inputs)
-    Wt = np.empty((H, D), dt)
+    if out is None:
+        y = target = np.empty(shape, dt.type)
+    else:
+        y = _Out("out", out, shape, dt, False, (("x", x), ("W", W), ("b", b)))
+        target = y.target
     kernel = _pick(kernels.forward_kernels, N * D * H)
-    kernel(_contig(x2), _contig(W), Wt, _NO_BIAS[dt] if b is None else _contig(b), y.target.reshape(N, H))
-    return y.finish()
+    kernel(
+        x2 if x2.flags.c_contiguous else np.ascontiguousarray(x2),
+        W if W.flags.c_contiguous else np.ascontiguousarray(W),
+        _NO_BIAS[dt] if b is None else _contig(b),
+        target if target.ndim == 2 else target.reshape(N, H),
+        H < DOT_FORM_MAX_H,
+    )
+    return y if out is None else y.finish()
 
 
 def affine_backward(
@@ -292,28 +339,38 @@ def affine_backward(
     >>> dx.shape, dW.shape, db.shape
     ((20, 50), (50, 10), (10,))
     """
-    dout = _array("dout", dout)
-    x = _array("x", x)
-    W = _weights(W)
-    dt = _same_dtype(dout=dout, x=x, W=W)
+    dt = _operands(dout=dout, x=x, W=W)
+    if W.ndim != 2:
+        _weights(W)
     D, H = W.shape
-    x2 = _flat_x(x, W.shape)
+    if x.ndim == 2 and x.shape[1] == D:
+        x2 = x
+    else:
+        x2 = _flat_x(x, W.shape)
     N = x2.shape[0]
-    d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape} and W has shape {W.shape}")
-    inputs = (("dout", dout), ("x", x), ("W", W))
-    dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
-    dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
-    db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-    short = H < SHORT_H
+    if dout.ndim == 2 and x.ndim != 1 and dout.shape[0] == N and dout.shape[1] == H:
+        d2 = dout
+    else:
+        d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape} and W has shape {W.shape}")
+    if dx_out is None and dW_out is None and db_out is None and not accumulate:
+        dx = dxt = np.empty(x.shape, dt.type)
+        dW = dWt = np.empty((D, H), dt.type)
+        db = dbt = np.empty(H, dt.type)
+    else:
+        inputs = (("dout", dout), ("x", x), ("W", W))
+        dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
+        dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
+        db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
+        dxt, dWt, dbt = dx.target, dW.target, db.target
     kernel = _pick(kernels.backward_kernels, 2 * N * D * H)
     kernel(
         _contig(d2), _contig(x2), _contig(W),
-        np.empty((H, D), dt) if short else _EMPTY[dt],
-        dx.target.reshape(N, D), dW.target,
-        np.empty((H, D), dt) if short else _EMPTY[dt],
-        db.target, True, True, True, accumulate,
+        dxt if dxt.ndim == 2 else dxt.reshape(N, D), dWt, dbt,
+        kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB | _flags(H, accumulate),
     )
-    return dx.finish(), dW.finish(), db.finish()
+    if type(dx) is _Out:
+        return dx.finish(), dW.finish(), db.finish()
+    return dx, dW, db
 
 
 def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -337,20 +394,16 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     >>> affine_dx(np.ones((20, 10)), np.ones((50, 10))).shape
     (20, 50)
     """
-    dout = _array("dout", dout)
+    dt = _operands(dout=dout, W=W)
     W = _weights(W)
-    dt = _same_dtype(dout=dout, W=W)
     D, H = W.shape
     d2 = _dout_2d(dout, None, H, None, f"W has shape {W.shape}")
     N = d2.shape[0]
     shape = (D,) if dout.ndim == 1 else (N, D)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
-    short = H < SHORT_H
     kernel = _pick(kernels.backward_kernels, N * D * H)
-    kernel(
-        _contig(d2), _EMPTY[dt], _contig(W), np.empty((H, D), dt) if short else _EMPTY[dt],
-        dx.target.reshape(N, D), _EMPTY[dt], _EMPTY[dt], _NO_BIAS[dt], True, False, False, False,
-    )
+    d2 = _contig(d2)
+    kernel(d2, d2, _contig(W), dx.target.reshape(N, D), W, _NO_BIAS[dt], kernels.WANT_DX | _flags(H, False))
     return dx.finish()
 
 
@@ -377,9 +430,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     >>> affine_dw(np.ones((20, 50)), np.ones((20, 10))).shape
     (50, 10)
     """
-    x = _array("x", x)
-    dout = _array("dout", dout)
-    dt = _same_dtype(x=x, dout=dout)
+    dt = _operands(x=x, dout=dout)
     x2 = _flat_x(x, None)
     N, D = x2.shape
     if dout.ndim not in (1, 2):
@@ -387,12 +438,9 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     H = dout.shape[-1]
     d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
-    short = H < SHORT_H
     kernel = _pick(kernels.backward_kernels, N * D * H)
-    kernel(
-        _contig(d2), _contig(x2), _EMPTY[dt], _EMPTY[dt], _EMPTY[dt], dW.target,
-        np.empty((H, D), dt) if short else _EMPTY[dt], _NO_BIAS[dt], False, True, False, accumulate,
-    )
+    d2 = _contig(d2)
+    kernel(d2, _contig(x2), d2, d2, dW.target, _NO_BIAS[dt], kernels.WANT_DW | _flags(H, accumulate))
     return dW.finish()
 
 
@@ -418,18 +466,15 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     >>> affine_db(np.ones((20, 10)))[:3]
     array([20., 20., 20.])
     """
-    dout = _array("dout", dout)
-    dt = dout.dtype
+    dt = _operands(dout=dout)
     if dout.ndim not in (1, 2):
         raise ValueError(f"dout must have shape (N, H) or (H,), got shape {dout.shape}")
     d2 = dout.reshape(1, dout.shape[0]) if dout.ndim == 1 else dout
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     kernel = _pick(kernels.backward_kernels, N * H * 64)
-    kernel(
-        _contig(d2), _EMPTY[dt], _EMPTY[dt], _EMPTY[dt], _EMPTY[dt], _EMPTY[dt], _EMPTY[dt],
-        db.target, False, False, True, accumulate,
-    )
+    d2 = _contig(d2)
+    kernel(d2, d2, d2, d2, d2, db.target, kernels.WANT_DB | _flags(H, accumulate))
     return db.finish()
 
 
@@ -455,11 +500,12 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
             raise TypeError(f"warmup supports float32 and float64, got {dt}")
         x = np.zeros((2, 3), dt)
         W = np.zeros((3, 2), dt)
+        b = np.zeros(2, dt)
         dout = np.zeros((2, 2), dt)
+        everything = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
         for pair in (kernels.forward_kernels, kernels.backward_kernels):
             for kernel in (pair.serial, pair.parallel):
                 if pair is kernels.forward_kernels:
-                    kernel(x, W, np.empty((2, 3), dt), np.zeros(2, dt), np.empty((2, 2), dt))
+                    kernel(x, W, b, np.empty((2, 2), dt), True)
                 else:
-                    kernel(dout, x, W, _EMPTY[dt], np.empty((2, 3), dt), np.empty((3, 2), dt),
-                           _EMPTY[dt], np.empty(2, dt), True, True, True, False)
+                    kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything)

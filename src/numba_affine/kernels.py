@@ -30,6 +30,7 @@ thread count. Tile sizes are constants, not functions of the thread count.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from ._jit import helper, twin_kernels
@@ -290,19 +291,18 @@ def _colsum_tile(dY, db, accumulate, j0, j1):
 
 
 @helper
-def _transpose(src, dst, accumulate):
-    """``dst (+)= src.T`` in 32x32 blocks (used on small W-sized buffers only)."""
-    R, S = src.shape
-    for r0 in range(0, R, 32):
-        r1 = min(R, r0 + 32)
-        for s0 in range(0, S, 32):
-            s1 = min(S, s0 + 32)
-            for s in range(s0, s1):
-                for r in range(r0, r1):
-                    if accumulate:
-                        dst[s, r] += src[r, s]
-                    else:
-                        dst[s, r] = src[r, s]
+def _transpose_rows(src, dst, r0, r1, accumulate):
+    """``dst[:, r0:r1] (+)= src[r0:r1].T`` in 32-column blocks."""
+    S = src.shape[1]
+    for s0 in range(0, S, 32):
+        s1 = min(S, s0 + 32)
+        for s in range(s0, s1):
+            d = dst[s, r0:r1]
+            for r in range(r1 - r0):
+                if accumulate:
+                    d[r] += src[r0 + r, s]
+                else:
+                    d[r] = src[r0 + r, s]
 
 
 @helper
@@ -322,29 +322,42 @@ def _tile(t, n_row_tiles, row_tile, M, col_tile, P):
     return i0, min(M, i0 + row_tile), j0, min(P, j0 + col_tile)
 
 
-def _forward(x, W, Wt, b, y):
+#: Flags of :func:`_backward` (one integer argument: each argument of a
+#: kernel call costs dispatch time).
+WANT_DX = 1
+WANT_DW = 2
+WANT_DB = 4
+ACCUMULATE = 8
+SHORT_H = 16
+
+
+def _forward(x, W, b, y, dot_form):
     """Forward pass ``y = x . W + b``.
 
     Parameters
     ----------
     x : (N, D) C-contiguous
     W : (D, H) C-contiguous
-    Wt : (H, D) scratch for the dot form, or a (0, 0) array for the axpy form
     b : (H,) bias, or a (0,) array for no bias
     y : (N, H) output, overwritten
+    dot_form : bool
+        Pack W.T into a scratch buffer and use the dot form (every output a
+        dot product of two contiguous rows; best for a narrow H), else the
+        axpy form on W's rows directly.
 
     Notes
     -----
-    Dot form (``Wt`` given): W is first packed into ``Wt`` so that each
-    output is a dot product of two contiguous rows; best for a narrow H.
-    Axpy form: rows of y are built from rows of W directly. Parallel over
-    tiles of y.
+    Parallel over blocks of 32 rows of W for the packing, then over tiles of
+    y. The packed copy lives for this call only (an optimizer may update W
+    in place between calls).
     """
-    N = x.shape[0]
+    N, D = x.shape
     H = W.shape[1]
     add_bias = b.shape[0] > 0
-    if Wt.shape[0] > 0:
-        _transpose(W, Wt, False)
+    if dot_form:
+        Wt = np.empty((H, D), W.dtype)
+        for t in prange(_cdiv(D, 32)):
+            _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
         n_rt = _cdiv(N, ABT_ROW_TILE)
         n_tiles = n_rt * _cdiv(H, ABT_COL_TILE)
         for t in prange(n_tiles):
@@ -358,47 +371,47 @@ def _forward(x, W, Wt, b, y):
             _ab_tile(x, False, W, y, b, add_bias, False, i0, i1, j0, j1)
 
 
-def _backward(dout, x, W, Wt, dx, dW, dWt, db, want_dx, want_dw, want_db, accumulate):
+def _backward(dout, x, W, dx, dW, db, flags):
     """The backward pass in one call: ``dx = dout . W.T``, ``dW (+)= x.T . dout``,
-    ``db (+)= dout.sum(axis=0)``; each part runs only when wanted.
+    ``db (+)= dout.sum(axis=0)``; each part runs only when its flag is set.
 
     Parameters
     ----------
     dout : (N, H) C-contiguous
     x : (N, D) C-contiguous (read only for dW)
     W : (D, H) C-contiguous (read only for dx)
-    Wt : (H, D) scratch when dx uses the axpy form (short H), else (0, 0)
     dx, dW, db : (N, D), (D, H), (H,) outputs
-    dWt : (H, D) scratch when dW is built transposed (short H), else (0, 0)
-    want_dx, want_dw, want_db : bool
-    accumulate : bool
-        Add into dW and db instead of overwriting them.
+    flags : int
+        ``WANT_DX | WANT_DW | WANT_DB`` select the parts; ``ACCUMULATE`` adds
+        into dW and db; ``SHORT_H`` selects the short-H forms below.
 
     Notes
     -----
     dx, dot form: rows of dout and rows of W are both contiguous over the
     summed H, so nothing is packed. When H is short those dot products are
-    too short to vectorize; then W.T is packed into ``Wt`` and rows of dx are
-    built by the axpy form. Parallel over tiles of dx.
+    too short to vectorize; then W.T is packed into a scratch buffer and
+    rows of dx are built by the axpy form. Parallel over tiles of dx.
 
     dW: the sum runs over the batch, the row axis of both operands, so the
     axpy form ``dW[d, :] += x[n, d] * dout[n, :]`` is used. When H is short
     the rows of dW are too short to vectorize, so ``dWt[h, :] += dout[n, h] *
-    x[n, :]`` is built instead and transposed into dW. Parallel over tiles of
-    dW (or dWt), never over the batch.
+    x[n, :]`` is built in a scratch buffer and transposed into dW. Parallel
+    over tiles of dW (or dWt), never over the batch.
 
     db: parallel over tiles of columns; each column summed in row order.
 
-    One call instead of three saves two dispatches; the parallel variant runs
-    the three parts as consecutive parallel loops.
+    One call instead of three saves two dispatches.
     """
-    N = dout.shape[0]
-    H = dout.shape[1]
+    N, H = dout.shape
+    accumulate = (flags & ACCUMULATE) != 0
+    short_h = (flags & SHORT_H) != 0
     nob = _no_bias(dout)
-    if want_dx:
+    if flags & WANT_DX:
         D = W.shape[0]
-        if Wt.shape[0] > 0:
-            _transpose(W, Wt, False)
+        if short_h:
+            Wt = np.empty((H, D), W.dtype)
+            for t in prange(_cdiv(D, 32)):
+                _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
             n_rt = _cdiv(N, AB_ROW_TILE)
             n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
             for t in prange(n_tiles):
@@ -410,22 +423,24 @@ def _backward(dout, x, W, Wt, dx, dW, dWt, db, want_dx, want_dw, want_db, accumu
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, D)
                 _abt_tile(dout, W, dx, nob, False, False, i0, i1, j0, j1)
-    if want_dw:
+    if flags & WANT_DW:
         D = x.shape[1]
-        if dWt.shape[0] > 0:
+        if short_h:
+            dWt = np.empty((H, D), x.dtype)
             n_rt = _cdiv(H, AB_ROW_TILE)
             n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, H, AB_COL_TILE, D)
                 _ab_tile(dout, True, x, dWt, nob, False, False, i0, i1, j0, j1)
-            _transpose(dWt, dW, accumulate)
+            for t in prange(_cdiv(H, 32)):
+                _transpose_rows(dWt, dW, t * 32, min(H, t * 32 + 32), accumulate)
         else:
             n_rt = _cdiv(D, AB_ROW_TILE)
             n_tiles = n_rt * _cdiv(H, AB_COL_TILE)
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, D, AB_COL_TILE, H)
                 _ab_tile(x, True, dout, dW, nob, False, accumulate, i0, i1, j0, j1)
-    if want_db:
+    if flags & WANT_DB:
         for t in prange(_cdiv(H, DB_COL_TILE)):
             j0 = t * DB_COL_TILE
             _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
