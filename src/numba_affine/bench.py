@@ -72,12 +72,20 @@ def _calibrate(fn: Callable[[], object], budget: float = 0.02) -> int:
         number *= 2 if t * number > budget / 10 else 8
 
 
-def compare(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+#: Pause between two timed batches. OpenBLAS's idle worker threads keep
+#: spinning for about 0.1 s after a numpy call, and OpenMP's for a moment
+#: after a parallel kernel; without the pause each library is timed while
+#: the other one's threads still compete for the two cores.
+SETTLE_SECONDS = 0.15
+
+
+def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, settle: float = SETTLE_SECONDS) -> dict[str, float]:
     """Median seconds per call of each function, timed in interleaved rounds."""
     numbers = {name: _calibrate(fn) for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(settle)
             times[name].append(_batch_time(fn, numbers[name]))
     return {name: float(np.median(ts)) for name, ts in times.items()}
 

@@ -44,6 +44,8 @@ ABT_COL_TILE = 96
 AB_ROW_TILE = 32
 AB_COL_TILE = 512
 AB_KC = 128
+#: Outputs big enough are cut into at least this many tiles (load balance).
+MIN_TILES = 8
 #: Columns per tile of the bias gradient.
 DB_COL_TILE = 256
 
@@ -312,6 +314,25 @@ def _no_bias(C):
 
 
 @helper
+def _tiling(M, P, row_max, row_align, col_max, col_align):
+    """Tile sizes for an (M, P) output: at most ``row_max`` x ``col_max``,
+    multiples of the register block, and (when the output is big enough) at
+    least ``MIN_TILES`` tiles of near-equal size so that every thread gets
+    the same share. Depends on the shape only, never on the thread count.
+
+    Returns ``(row_tile, col_tile, n_row_tiles, n_tiles)``.
+    """
+    n_ct = _cdiv(P, col_max)
+    n_rt = max(_cdiv(M, row_max), min(_cdiv(MIN_TILES, n_ct), _cdiv(M, 4 * row_align)))
+    if n_rt * n_ct < MIN_TILES:
+        n_ct = max(n_ct, min(_cdiv(MIN_TILES, n_rt), _cdiv(P, 8 * col_align)))
+    row_tile = max(row_align, _cdiv(_cdiv(M, max(n_rt, 1)), row_align) * row_align)
+    col_tile = max(col_align, _cdiv(_cdiv(P, max(n_ct, 1)), col_align) * col_align)
+    n_rt = _cdiv(M, row_tile)
+    return row_tile, col_tile, n_rt, n_rt * _cdiv(P, col_tile)
+
+
+@helper
 def _tile(t, n_row_tiles, row_tile, M, col_tile, P):
     """Bounds of output tile ``t``; row tiles vary fastest so that
     consecutive tiles share the same columns of the right-hand operand."""
@@ -358,16 +379,14 @@ def _forward(x, W, b, y, dot_form):
         Wt = np.empty((H, D), W.dtype)
         for t in prange(_cdiv(D, 32)):
             _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
-        n_rt = _cdiv(N, ABT_ROW_TILE)
-        n_tiles = n_rt * _cdiv(H, ABT_COL_TILE)
+        rt, ct, n_rt, n_tiles = _tiling(N, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
         for t in prange(n_tiles):
-            i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, H)
+            i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
             _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
     else:
-        n_rt = _cdiv(N, AB_ROW_TILE)
-        n_tiles = n_rt * _cdiv(H, AB_COL_TILE)
+        rt, ct, n_rt, n_tiles = _tiling(N, H, AB_ROW_TILE, 2, AB_COL_TILE, 8)
         for t in prange(n_tiles):
-            i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, N, AB_COL_TILE, H)
+            i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
             _ab_tile(x, False, W, y, b, add_bias, False, i0, i1, j0, j1)
 
 
@@ -412,33 +431,29 @@ def _backward(dout, x, W, dx, dW, db, flags):
             Wt = np.empty((H, D), W.dtype)
             for t in prange(_cdiv(D, 32)):
                 _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
-            n_rt = _cdiv(N, AB_ROW_TILE)
-            n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
+            rt, ct, n_rt, n_tiles = _tiling(N, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
             for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, N, AB_COL_TILE, D)
+                i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, D)
                 _ab_tile(dout, False, Wt, dx, nob, False, False, i0, i1, j0, j1)
         else:
-            n_rt = _cdiv(N, ABT_ROW_TILE)
-            n_tiles = n_rt * _cdiv(D, ABT_COL_TILE)
+            rt, ct, n_rt, n_tiles = _tiling(N, D, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
             for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, ABT_ROW_TILE, N, ABT_COL_TILE, D)
+                i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, D)
                 _abt_tile(dout, W, dx, nob, False, False, i0, i1, j0, j1)
     if flags & WANT_DW:
         D = x.shape[1]
         if short_h:
             dWt = np.empty((H, D), x.dtype)
-            n_rt = _cdiv(H, AB_ROW_TILE)
-            n_tiles = n_rt * _cdiv(D, AB_COL_TILE)
+            rt, ct, n_rt, n_tiles = _tiling(H, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
             for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, H, AB_COL_TILE, D)
+                i0, i1, j0, j1 = _tile(t, n_rt, rt, H, ct, D)
                 _ab_tile(dout, True, x, dWt, nob, False, False, i0, i1, j0, j1)
             for t in prange(_cdiv(H, 32)):
                 _transpose_rows(dWt, dW, t * 32, min(H, t * 32 + 32), accumulate)
         else:
-            n_rt = _cdiv(D, AB_ROW_TILE)
-            n_tiles = n_rt * _cdiv(H, AB_COL_TILE)
+            rt, ct, n_rt, n_tiles = _tiling(D, H, AB_ROW_TILE, 2, AB_COL_TILE, 8)
             for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, AB_ROW_TILE, D, AB_COL_TILE, H)
+                i0, i1, j0, j1 = _tile(t, n_rt, rt, D, ct, H)
                 _ab_tile(x, True, dout, dW, nob, False, accumulate, i0, i1, j0, j1)
     if flags & WANT_DB:
         for t in prange(_cdiv(H, DB_COL_TILE)):
