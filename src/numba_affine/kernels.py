@@ -44,6 +44,8 @@ ABT_COL_TILE = 96
 AB_ROW_TILE = 32
 AB_COL_TILE = 512
 AB_KC = 128
+#: Rows of the source per parallel block of a transpose.
+TRANSPOSE_ROWS = 8
 #: Outputs big enough are cut into at least this many tiles (load balance).
 MIN_TILES = 8
 #: Columns per tile of the bias gradient.
@@ -294,17 +296,20 @@ def _colsum_tile(dY, db, accumulate, j0, j1):
 
 @helper
 def _transpose_rows(src, dst, r0, r1, accumulate):
-    """``dst[:, r0:r1] (+)= src[r0:r1].T`` in 32-column blocks."""
-    S = src.shape[1]
-    for s0 in range(0, S, 32):
-        s1 = min(S, s0 + 32)
-        for s in range(s0, s1):
-            d = dst[s, r0:r1]
-            for r in range(r1 - r0):
-                if accumulate:
-                    d[r] += src[r0 + r, s]
-                else:
-                    d[r] = src[r0 + r, s]
+    """``dst[:, r0:r1] (+)= src[r0:r1].T``.
+
+    Called on blocks of ``TRANSPOSE_ROWS`` = 8 rows: the 8 source lines
+    being read stay in L1 even at power-of-two row strides (where 32 rows
+    would all map to one 8-way cache set), and each destination write is
+    one 64-byte line in float64.
+    """
+    for s in range(src.shape[1]):
+        d = dst[s, r0:r1]
+        for r in range(r1 - r0):
+            if accumulate:
+                d[r] += src[r0 + r, s]
+            else:
+                d[r] = src[r0 + r, s]
 
 
 @helper
@@ -377,8 +382,9 @@ def _forward(x, W, b, y, dot_form):
     add_bias = b.shape[0] > 0
     if dot_form:
         Wt = np.empty((H, D), W.dtype)
-        for t in prange(_cdiv(D, 32)):
-            _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
+        for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
+            r0 = t * TRANSPOSE_ROWS
+            _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
         rt, ct, n_rt, n_tiles = _tiling(N, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
         for t in prange(n_tiles):
             i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
@@ -411,11 +417,13 @@ def _backward(dout, x, W, dx, dW, db, flags):
     too short to vectorize; then W.T is packed into a scratch buffer and
     rows of dx are built by the axpy form. Parallel over tiles of dx.
 
-    dW: the sum runs over the batch, the row axis of both operands, so the
-    axpy form ``dW[d, :] += x[n, d] * dout[n, :]`` is used. When H is short
-    the rows of dW are too short to vectorize, so ``dWt[h, :] += dout[n, h] *
-    x[n, :]`` is built in a scratch buffer and transposed into dW. Parallel
-    over tiles of dW (or dWt), never over the batch.
+    dW: the sum runs over the batch, the row axis of both operands. x.T and
+    dout.T are packed into scratch buffers (parallel over blocks of rows)
+    and dW is built by the dot form. When H is short the dot form's blocks
+    do not fill, and packing x would cost more than the product: then
+    ``dWt[h, :] += dout[n, h] * x[n, :]`` (axpy form, no packing) is built
+    in a small scratch buffer and transposed into dW. Parallel over tiles
+    of dW (or dWt), never over the batch.
 
     db: parallel over tiles of columns; each column summed in row order.
 
@@ -429,8 +437,9 @@ def _backward(dout, x, W, dx, dW, db, flags):
         D = W.shape[0]
         if short_h:
             Wt = np.empty((H, D), W.dtype)
-            for t in prange(_cdiv(D, 32)):
-                _transpose_rows(W, Wt, t * 32, min(D, t * 32 + 32), False)
+            for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
+                r0 = t * TRANSPOSE_ROWS
+                _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
             rt, ct, n_rt, n_tiles = _tiling(N, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, D)
@@ -448,13 +457,21 @@ def _backward(dout, x, W, dx, dW, db, flags):
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, rt, H, ct, D)
                 _ab_tile(dout, True, x, dWt, nob, False, False, i0, i1, j0, j1)
-            for t in prange(_cdiv(H, 32)):
-                _transpose_rows(dWt, dW, t * 32, min(H, t * 32 + 32), accumulate)
+            for t in prange(_cdiv(H, TRANSPOSE_ROWS)):
+                r0 = t * TRANSPOSE_ROWS
+                _transpose_rows(dWt, dW, r0, min(H, r0 + TRANSPOSE_ROWS), accumulate)
         else:
-            rt, ct, n_rt, n_tiles = _tiling(D, H, AB_ROW_TILE, 2, AB_COL_TILE, 8)
+            xt = np.empty((D, N), x.dtype)
+            doutt = np.empty((H, N), x.dtype)
+            for t in prange(_cdiv(N, TRANSPOSE_ROWS)):
+                r0 = t * TRANSPOSE_ROWS
+                r1 = min(N, r0 + TRANSPOSE_ROWS)
+                _transpose_rows(x, xt, r0, r1, False)
+                _transpose_rows(dout, doutt, r0, r1, False)
+            rt, ct, n_rt, n_tiles = _tiling(D, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
             for t in prange(n_tiles):
                 i0, i1, j0, j1 = _tile(t, n_rt, rt, D, ct, H)
-                _ab_tile(x, True, dout, dW, nob, False, accumulate, i0, i1, j0, j1)
+                _abt_tile(xt, doutt, dW, nob, False, accumulate, i0, i1, j0, j1)
     if flags & WANT_DB:
         for t in prange(_cdiv(H, DB_COL_TILE)):
             j0 = t * DB_COL_TILE
