@@ -62,14 +62,16 @@ def _batch_time(fn: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - t0) / number
 
 
-def _calibrate(fn: Callable[[], object], budget: float = 0.02) -> int:
+def _calibrate(fn: Callable[[], object], budget: float, settle: float) -> int:
     """Calls per batch so that one batch takes about ``budget`` seconds."""
-    number = 1
-    while True:
-        t = _batch_time(fn, number)
-        if t * number >= budget or number >= 1 << 20:
-            return number
-        number *= 2 if t * number > budget / 10 else 8
+    time.sleep(settle)
+    fn()
+    count = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < budget:
+        fn()
+        count += 1
+    return max(1, count)
 
 
 #: Pause between two timed batches. OpenBLAS's idle worker threads keep
@@ -79,9 +81,13 @@ def _calibrate(fn: Callable[[], object], budget: float = 0.02) -> int:
 SETTLE_SECONDS = 0.15
 
 
+#: Seconds of calls per timed batch.
+BATCH_SECONDS = 0.03
+
+
 def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, settle: float = SETTLE_SECONDS) -> dict[str, float]:
     """Median seconds per call of each function, timed in interleaved rounds."""
-    numbers = {name: _calibrate(fn) for name, fn in fns.items()}
+    numbers = {name: _calibrate(fn, BATCH_SECONDS, settle) for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
