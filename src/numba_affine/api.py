@@ -37,8 +37,6 @@ PARALLEL_MIN_WORK = 100_000
 #: Below this H the dot form's products are too short (see kernels): dx and
 #: dW use the axpy form on a packed W.T / a transposed dW instead.
 SHORT_H = 16
-#: Forward: below this H pack W.T and use the dot form, else the axpy form.
-DOT_FORM_MAX_H = 1 << 62
 
 # A process forked after a parallel kernel ran must not start a parallel
 # region again with GNU OpenMP (the child is killed: "fork() called from a
@@ -293,7 +291,6 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
         W if W.flags.c_contiguous else np.ascontiguousarray(W),
         _NO_BIAS[dt] if b is None else _contig(b),
         target if target.ndim == 2 else target.reshape(N, H),
-        H < DOT_FORM_MAX_H,
     )
     return y if out is None else y.finish()
 
@@ -506,6 +503,6 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         for pair in (kernels.forward_kernels, kernels.backward_kernels):
             for kernel in (pair.serial, pair.parallel):
                 if pair is kernels.forward_kernels:
-                    kernel(x, W, b, np.empty((2, 2), dt), True)
+                    kernel(x, W, b, np.empty((2, 2), dt))
                 else:
                     kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything)

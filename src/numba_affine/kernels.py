@@ -357,7 +357,7 @@ ACCUMULATE = 8
 SHORT_H = 16
 
 
-def _forward(x, W, b, y, dot_form):
+def _forward(x, W, b, y):
     """Forward pass ``y = x . W + b``.
 
     Parameters
@@ -366,34 +366,26 @@ def _forward(x, W, b, y, dot_form):
     W : (D, H) C-contiguous
     b : (H,) bias, or a (0,) array for no bias
     y : (N, H) output, overwritten
-    dot_form : bool
-        Pack W.T into a scratch buffer and use the dot form (every output a
-        dot product of two contiguous rows; best for a narrow H), else the
-        axpy form on W's rows directly.
 
     Notes
     -----
-    Parallel over blocks of 32 rows of W for the packing, then over tiles of
-    y. The packed copy lives for this call only (an optimizer may update W
-    in place between calls).
+    Two parallel loops. First W.T is packed into a scratch buffer (blocks
+    of ``TRANSPOSE_ROWS`` rows of W), so that every output is a dot product
+    of two contiguous rows; then the dot form runs over tiles of y, the bias
+    added as each tile is finished. The packed copy lives for this call
+    only: an optimizer may update W in place between calls.
     """
     N, D = x.shape
     H = W.shape[1]
+    Wt = np.empty((H, D), W.dtype)
+    for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
+        r0 = t * TRANSPOSE_ROWS
+        _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
+    rt, ct, n_rt, n_tiles = _tiling(N, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
     add_bias = b.shape[0] > 0
-    if dot_form:
-        Wt = np.empty((H, D), W.dtype)
-        for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
-            r0 = t * TRANSPOSE_ROWS
-            _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
-        rt, ct, n_rt, n_tiles = _tiling(N, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
-        for t in prange(n_tiles):
-            i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
-            _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
-    else:
-        rt, ct, n_rt, n_tiles = _tiling(N, H, AB_ROW_TILE, 2, AB_COL_TILE, 8)
-        for t in prange(n_tiles):
-            i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
-            _ab_tile(x, False, W, y, b, add_bias, False, i0, i1, j0, j1)
+    for t in prange(n_tiles):
+        i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
+        _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
 
 
 def _backward(dout, x, W, dx, dW, db, flags):
@@ -413,69 +405,97 @@ def _backward(dout, x, W, dx, dW, db, flags):
     Notes
     -----
     dx, dot form: rows of dout and rows of W are both contiguous over the
-    summed H, so nothing is packed. When H is short those dot products are
-    too short to vectorize; then W.T is packed into a scratch buffer and
-    rows of dx are built by the axpy form. Parallel over tiles of dx.
+    summed H, so nothing is packed. With ``SHORT_H`` those dot products are
+    too short to vectorize: W.T is packed and rows of dx are built by the
+    axpy form instead.
 
-    dW: the sum runs over the batch, the row axis of both operands. x.T and
-    dout.T are packed into scratch buffers (parallel over blocks of rows)
-    and dW is built by the dot form. When H is short the dot form's blocks
-    do not fill, and packing x would cost more than the product: then
-    ``dWt[h, :] += dout[n, h] * x[n, :]`` (axpy form, no packing) is built
-    in a small scratch buffer and transposed into dW. Parallel over tiles
-    of dW (or dWt), never over the batch.
+    dW: the sum runs over the batch, the row axis of both operands; x.T and
+    dout.T are packed and dW is built by the dot form. With ``SHORT_H`` the
+    dot form's blocks do not fill and packing x would cost more than the
+    product: ``dWt[h, :] += dout[n, h] * x[n, :]`` (axpy form, no packing)
+    is built in a small buffer and transposed into dW.
 
-    db: parallel over tiles of columns; each column summed in row order.
+    db: tiles of columns, each column summed over the batch in row order.
 
-    One call instead of three saves two dispatches.
+    Parallel loops: (1) packing, over blocks of ``TRANSPOSE_ROWS`` source
+    rows; (2) one loop over the tiles of dx, dW and db together, so all
+    three products share one parallel region and balance across threads;
+    (3) with ``SHORT_H``, the transpose of the small dWt into dW. Each
+    output element is computed by one thread; never split over the batch.
     """
     N, H = dout.shape
+    want_dx = (flags & WANT_DX) != 0
+    want_dw = (flags & WANT_DW) != 0
     accumulate = (flags & ACCUMULATE) != 0
     short_h = (flags & SHORT_H) != 0
+    D = W.shape[0] if want_dx else x.shape[1]
+    dtype = dout.dtype
     nob = _no_bias(dout)
-    if flags & WANT_DX:
-        D = W.shape[0]
-        if short_h:
-            Wt = np.empty((H, D), W.dtype)
-            for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
-                r0 = t * TRANSPOSE_ROWS
-                _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
-            rt, ct, n_rt, n_tiles = _tiling(N, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
-            for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, D)
-                _ab_tile(dout, False, Wt, dx, nob, False, False, i0, i1, j0, j1)
+    Wt = np.empty((H, D) if want_dx and short_h else (0, 0), dtype)
+    xt = np.empty((D, N) if want_dw and not short_h else (0, 0), dtype)
+    doutt = np.empty((H, N) if want_dw and not short_h else (0, 0), dtype)
+    dWt = np.empty((H, D) if want_dw and short_h else (0, 0), dtype)
+
+    n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 else 0
+    n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 else 0
+    for t in prange(n_pack_w + n_pack_x):
+        if t < n_pack_w:
+            r0 = t * TRANSPOSE_ROWS
+            _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
         else:
-            rt, ct, n_rt, n_tiles = _tiling(N, D, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
-            for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, D)
-                _abt_tile(dout, W, dx, nob, False, False, i0, i1, j0, j1)
-    if flags & WANT_DW:
-        D = x.shape[1]
+            r0 = (t - n_pack_w) * TRANSPOSE_ROWS
+            r1 = min(N, r0 + TRANSPOSE_ROWS)
+            _transpose_rows(x, xt, r0, r1, False)
+            _transpose_rows(dout, doutt, r0, r1, False)
+
+    # tiles of each output; a form's tiling depends on its register block
+    n_dx = n_dw = 0
+    dx_rt = dx_ct = dx_nrt = dw_rt = dw_ct = dw_nrt = 1
+    if want_dx:
         if short_h:
-            dWt = np.empty((H, D), x.dtype)
-            rt, ct, n_rt, n_tiles = _tiling(H, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
-            for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, rt, H, ct, D)
-                _ab_tile(dout, True, x, dWt, nob, False, False, i0, i1, j0, j1)
-            for t in prange(_cdiv(H, TRANSPOSE_ROWS)):
-                r0 = t * TRANSPOSE_ROWS
-                _transpose_rows(dWt, dW, r0, min(H, r0 + TRANSPOSE_ROWS), accumulate)
+            dx_rt, dx_ct, dx_nrt, n_dx = _tiling(N, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
         else:
-            xt = np.empty((D, N), x.dtype)
-            doutt = np.empty((H, N), x.dtype)
-            for t in prange(_cdiv(N, TRANSPOSE_ROWS)):
-                r0 = t * TRANSPOSE_ROWS
-                r1 = min(N, r0 + TRANSPOSE_ROWS)
-                _transpose_rows(x, xt, r0, r1, False)
-                _transpose_rows(dout, doutt, r0, r1, False)
-            rt, ct, n_rt, n_tiles = _tiling(D, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
-            for t in prange(n_tiles):
-                i0, i1, j0, j1 = _tile(t, n_rt, rt, D, ct, H)
-                _abt_tile(xt, doutt, dW, nob, False, accumulate, i0, i1, j0, j1)
-    if flags & WANT_DB:
-        for t in prange(_cdiv(H, DB_COL_TILE)):
-            j0 = t * DB_COL_TILE
+            dx_rt, dx_ct, dx_nrt, n_dx = _tiling(N, D, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+    if want_dw:
+        if short_h:
+            dw_rt, dw_ct, dw_nrt, n_dw = _tiling(H, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
+        else:
+            dw_rt, dw_ct, dw_nrt, n_dw = _tiling(D, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+    n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
+    for t in prange(n_dx + n_dw + n_db):
+        if t >= n_dx + n_dw:
+            j0 = (t - n_dx - n_dw) * DB_COL_TILE
             _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
+            continue
+        if t < n_dx:  # dx = dout . W.T
+            A = dout
+            B = Wt if short_h else W
+            C = dx
+            a_trans = False
+            acc = False
+            i0, i1, j0, j1 = _tile(t, dx_nrt, dx_rt, N, dx_ct, D)
+        elif short_h:  # dWt = dout.T . x
+            A = dout
+            B = x
+            C = dWt
+            a_trans = True
+            acc = False
+            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, H, dw_ct, D)
+        else:  # dW (+)= x.T . dout, both packed
+            A = xt
+            B = doutt
+            C = dW
+            a_trans = False
+            acc = accumulate
+            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, D, dw_ct, H)
+        if short_h:
+            _ab_tile(A, a_trans, B, C, nob, False, acc, i0, i1, j0, j1)
+        else:
+            _abt_tile(A, B, C, nob, False, acc, i0, i1, j0, j1)
+
+    for t in prange(_cdiv(H, TRANSPOSE_ROWS) if dWt.shape[0] > 0 else 0):
+        r0 = t * TRANSPOSE_ROWS
+        _transpose_rows(dWt, dW, r0, min(H, r0 + TRANSPOSE_ROWS), accumulate)
 
 
 forward_kernels = twin_kernels(_forward)
