@@ -42,6 +42,8 @@ def forward(x, W, b=None):
 
 def backward(dout, x, W):
     """The seed: dx = dout.W^T (in x's shape), dW = x^T.dout, db = sum over the batch."""
+    if x.ndim == 2 and dout.ndim == 2:  # exactly the seed's three lines
+        return np.dot(dout, W.T), np.dot(x.T, dout), np.sum(dout, axis=0)
     x2 = x.reshape(1, x.size) if x.ndim == 1 else x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
     d2 = dout.reshape(1, -1) if dout.ndim == 1 else dout
     dx = np.dot(d2, W.T).reshape(x.shape)

@@ -1,0 +1,165 @@
+"""asv benchmarks: numba-affine's kernels next to the seed's numpy formulas.
+
+Every ``time_*`` of numba-affine has a numpy twin in the same class
+(``time_numpy_*``), on the same inputs, so the dashboard shows both lines
+and machine noise shows up in both. JIT compilation happens in ``setup``
+(each benchmark runs in a fresh process), with the same dtypes and layouts
+as the timed call.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .common import DTYPES, SHAPES, SeedNumpyAffine, flops, inputs, numpy_backward, numpy_forward, require
+
+LABELS = list(SHAPES)
+
+
+class _Shaped:
+    params = (LABELS, DTYPES)
+    param_names = ["shape", "dtype"]
+    timeout = 600  # the first process of a fresh environment compiles the kernels
+
+    def setup(self, label, dtype):
+        self.x, self.W, self.b, self.dout = inputs(label, dtype)
+
+
+class Forward(_Shaped):
+    """``y = x.W + b``: affine_forward against ``np.dot(x, W) + b``."""
+
+    def setup(self, label, dtype):
+        super().setup(label, dtype)
+        self.affine_forward = require("affine_forward")
+        self.affine_forward(self.x, self.W, self.b)
+
+    def time_affine_forward(self, label, dtype):
+        self.affine_forward(self.x, self.W, self.b)
+
+    def time_numpy_forward(self, label, dtype):
+        numpy_forward(self.x, self.W, self.b)
+
+
+class Backward(_Shaped):
+    """dx, dW and db in one call against the seed's three numpy lines."""
+
+    def setup(self, label, dtype):
+        super().setup(label, dtype)
+        self.affine_backward = require("affine_backward")
+        self.affine_backward(self.dout, self.x, self.W)
+
+    def time_affine_backward(self, label, dtype):
+        self.affine_backward(self.dout, self.x, self.W)
+
+    def time_numpy_backward(self, label, dtype):
+        numpy_backward(self.dout, self.x, self.W)
+
+
+class Gradients(_Shaped):
+    """Each gradient alone: affine_dx / affine_dw / affine_db against numpy."""
+
+    def setup(self, label, dtype):
+        super().setup(label, dtype)
+        self.dx, self.dw, self.db = require("affine_dx", "affine_dw", "affine_db")
+        self.dx(self.dout, self.W)
+        self.dw(self.x, self.dout)
+        self.db(self.dout)
+
+    def time_affine_dx(self, label, dtype):
+        self.dx(self.dout, self.W)
+
+    def time_numpy_dx(self, label, dtype):
+        np.dot(self.dout, self.W.T)
+
+    def time_affine_dw(self, label, dtype):
+        self.dw(self.x, self.dout)
+
+    def time_numpy_dw(self, label, dtype):
+        np.dot(self.x.T, self.dout)
+
+    def time_affine_db(self, label, dtype):
+        self.db(self.dout)
+
+    def time_numpy_db(self, label, dtype):
+        np.sum(self.dout, axis=0)
+
+
+class LayerStep(_Shaped):
+    """One training step of the layer: ``Affine.forward`` + ``Affine.backward``."""
+
+    def setup(self, label, dtype):
+        super().setup(label, dtype)
+        Affine = require("Affine")
+        self.layer = Affine(self.W, self.b)
+        self.seed_layer = SeedNumpyAffine(self.W, self.b)
+        self.time_affine_step(label, dtype)
+
+    def time_affine_step(self, label, dtype):
+        self.layer.forward(self.x)
+        self.layer.backward(self.dout)
+
+    def time_numpy_seed_layer_step(self, label, dtype):
+        self.seed_layer.forward(self.x)
+        self.seed_layer.backward(self.dout)
+
+
+def _median_seconds(fn, rounds: int = 7, budget: float = 0.02) -> float:
+    fn()
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - t0 >= budget or number >= 1 << 16:
+            break
+        number *= 4
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return float(np.median(samples))
+
+
+class Throughput(_Shaped):
+    """Derived figures: GFLOP/s, and the speed-up over numpy measured in the
+    same process (median of 7 rounds; numpy and numba-affine alternate)."""
+
+    unit = "GFLOP/s"
+
+    def setup(self, label, dtype):
+        super().setup(label, dtype)
+        fwd, bwd = require("affine_forward", "affine_backward")
+        x, W, b, dout = self.x, self.W, self.b, self.dout
+        self.ours = {"forward": lambda: fwd(x, W, b), "backward": lambda: bwd(dout, x, W)}
+        self.numpy = {"forward": lambda: numpy_forward(x, W, b), "backward": lambda: numpy_backward(dout, x, W)}
+        self.work = {"forward": flops(SHAPES[label]), "backward": 2 * flops(SHAPES[label])}
+
+    def _speedup(self, which):
+        ratios = []
+        for _ in range(3):
+            t_np = _median_seconds(self.numpy[which], rounds=3)
+            time.sleep(0.15)
+            t_ours = _median_seconds(self.ours[which], rounds=3)
+            time.sleep(0.15)
+            ratios.append(t_np / t_ours)
+        return float(np.median(ratios))
+
+    def track_gflops_forward(self, label, dtype):
+        return self.work["forward"] / _median_seconds(self.ours["forward"]) / 1e9
+
+    def track_gflops_backward(self, label, dtype):
+        return self.work["backward"] / _median_seconds(self.ours["backward"]) / 1e9
+
+    def track_speedup_forward(self, label, dtype):
+        return self._speedup("forward")
+
+    track_speedup_forward.unit = "x numpy"
+
+    def track_speedup_backward(self, label, dtype):
+        return self._speedup("backward")
+
+    track_speedup_backward.unit = "x numpy"
