@@ -188,8 +188,8 @@ def _a(A, a_trans, i, k):
 
 
 @helper
-def _ab_tile(A, a_trans, B, C, bias, add_bias, accumulate, i0, i1, j0, j1):
-    """Axpy form on one output tile: ``C[i0:i1, j0:j1] (+)= a . B[:, j0:j1] (+ bias)``.
+def _ab_tile(A, a_trans, B, C, accumulate, i0, i1, j0, j1):
+    """Axpy form on one output tile: ``C[i0:i1, j0:j1] (+)= a . B[:, j0:j1]``.
 
     ``a(i, k)`` is ``A[k, i]`` when ``a_trans`` else ``A[i, k]``.
     Loop order: k blocks of ``AB_KC`` / rows in steps of 2 / k in steps of 4 /
@@ -201,8 +201,8 @@ def _ab_tile(A, a_trans, B, C, bias, add_bias, accumulate, i0, i1, j0, j1):
     a_trans : bool
     B : (K, P) C-contiguous array
     C : (M, P) C-contiguous array, written in place
-    bias : (P,) array, the starting value of C when ``add_bias``
-    add_bias, accumulate : bool
+    accumulate : bool
+        Add into ``C`` instead of overwriting it.
     i0, i1, j0, j1 : int
         The tile of ``C``.
     """
@@ -212,13 +212,8 @@ def _ab_tile(A, a_trans, B, C, bias, add_bias, accumulate, i0, i1, j0, j1):
     if not accumulate:
         for i in range(i0, i1):
             c = C[i, j0:j1]
-            if add_bias:
-                bb = bias[j0:j1]
-                for j in range(w):
-                    c[j] = bb[j]
-            else:
-                for j in range(w):
-                    c[j] = zero
+            for j in range(w):
+                c[j] = zero
     for k0 in range(0, K, AB_KC):
         k1 = min(K, k0 + AB_KC)
         i = i0
@@ -489,7 +484,7 @@ def _backward(dout, x, W, dx, dW, db, flags):
             acc = accumulate
             i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, D, dw_ct, H)
         if short_h:
-            _ab_tile(A, a_trans, B, C, nob, False, acc, i0, i1, j0, j1)
+            _ab_tile(A, a_trans, B, C, acc, i0, i1, j0, j1)
         else:
             _abt_tile(A, B, C, nob, False, acc, i0, i1, j0, j1)
 
