@@ -4,7 +4,7 @@ Kernels in :mod:`numba_affine.kernels` are plain loops under one of two
 decorators defined here:
 
 * :func:`helper` -- a serial building block called from kernels (a tile of a
-  product, a store). LLVM inlines it into its caller.
+  product; with ``inline=True`` a store or a scalar load, inlined).
 * :func:`twin_kernels` -- a top-level kernel whose outer loop is ``prange``.
   It is compiled twice: a ``parallel=True`` variant for large work and a
   serial variant (``prange`` runs as ``range``) for small work, where the
@@ -66,9 +66,19 @@ def _jit(pyfunc: Callable, **options) -> Callable:
     return njit(cache=False, **opts)(pyfunc)
 
 
-def helper(pyfunc: Callable) -> Callable:
-    """Decorate a serial building block that kernels call (inlined by LLVM)."""
-    return _jit(pyfunc)
+def helper(pyfunc: Callable | None = None, *, inline: bool = False):
+    """Decorate a serial building block that kernels call.
+
+    ``inline=True`` inlines it into every caller at the Numba IR level
+    (``inline="always"``). Numba does not reliably let LLVM inline one
+    jitted function into another, and a call passes each array as a
+    struct of a dozen fields: a tiny helper called in an inner loop (one
+    store of a result, one scalar load) must be inlined or it dominates the
+    loop (measured: 2-3.5x slower tiles).
+    """
+    if pyfunc is None:
+        return lambda f: helper(f, inline=inline)
+    return _jit(pyfunc, inline="always") if inline else _jit(pyfunc)
 
 
 class KernelPair(NamedTuple):

@@ -58,15 +58,6 @@ def _cdiv(a, b):
 
 
 @helper
-def _put(C, i, j, s, init, bias, add_bias):
-    """Store (``init``) or add one finished sum, plus the bias on the last k block."""
-    v = s if init else C[i, j] + s
-    if add_bias:
-        v += bias[j]
-    C[i, j] = v
-
-
-@helper
 def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
     """Dot form on one output tile: ``C[i0:i1, j0:j1] (+)= A[i0:i1] . Bt[j0:j1].T (+ bias)``.
 
@@ -87,13 +78,12 @@ def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
     K = A.shape[1]
     zero = A.dtype.type(0)
     kc = KC_BYTES // A.itemsize
-    n_kblocks = max(1, _cdiv(K, kc))  # K == 0 still stores the bias
+    n_kblocks = max(1, _cdiv(K, kc))  # K == 0 still stores zeros
     for kb in range(n_kblocks):
         k0 = kb * kc
         k1 = min(K, k0 + kc)
         nk = k1 - k0
         init = kb == 0 and not accumulate
-        bias_now = add_bias and kb == n_kblocks - 1
         i = i0
         while i + 4 <= i1:
             a0 = A[i, k0:k1]
@@ -127,18 +117,32 @@ def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
                     s30 += x3 * y0
                     s31 += x3 * y1
                     s32 += x3 * y2
-                _put(C, i, j, s00, init, bias, bias_now)
-                _put(C, i, j + 1, s01, init, bias, bias_now)
-                _put(C, i, j + 2, s02, init, bias, bias_now)
-                _put(C, i + 1, j, s10, init, bias, bias_now)
-                _put(C, i + 1, j + 1, s11, init, bias, bias_now)
-                _put(C, i + 1, j + 2, s12, init, bias, bias_now)
-                _put(C, i + 2, j, s20, init, bias, bias_now)
-                _put(C, i + 2, j + 1, s21, init, bias, bias_now)
-                _put(C, i + 2, j + 2, s22, init, bias, bias_now)
-                _put(C, i + 3, j, s30, init, bias, bias_now)
-                _put(C, i + 3, j + 1, s31, init, bias, bias_now)
-                _put(C, i + 3, j + 2, s32, init, bias, bias_now)
+                if init:
+                    C[i, j] = s00
+                    C[i, j + 1] = s01
+                    C[i, j + 2] = s02
+                    C[i + 1, j] = s10
+                    C[i + 1, j + 1] = s11
+                    C[i + 1, j + 2] = s12
+                    C[i + 2, j] = s20
+                    C[i + 2, j + 1] = s21
+                    C[i + 2, j + 2] = s22
+                    C[i + 3, j] = s30
+                    C[i + 3, j + 1] = s31
+                    C[i + 3, j + 2] = s32
+                else:
+                    C[i, j] += s00
+                    C[i, j + 1] += s01
+                    C[i, j + 2] += s02
+                    C[i + 1, j] += s10
+                    C[i + 1, j + 1] += s11
+                    C[i + 1, j + 2] += s12
+                    C[i + 2, j] += s20
+                    C[i + 2, j + 1] += s21
+                    C[i + 2, j + 2] += s22
+                    C[i + 3, j] += s30
+                    C[i + 3, j + 1] += s31
+                    C[i + 3, j + 2] += s32
                 j += 3
             while j < j1:
                 b0 = Bt[j, k0:k1]
@@ -149,10 +153,16 @@ def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
                     s1 += a1[k] * y0
                     s2 += a2[k] * y0
                     s3 += a3[k] * y0
-                _put(C, i, j, s0, init, bias, bias_now)
-                _put(C, i + 1, j, s1, init, bias, bias_now)
-                _put(C, i + 2, j, s2, init, bias, bias_now)
-                _put(C, i + 3, j, s3, init, bias, bias_now)
+                if init:
+                    C[i, j] = s0
+                    C[i + 1, j] = s1
+                    C[i + 2, j] = s2
+                    C[i + 3, j] = s3
+                else:
+                    C[i, j] += s0
+                    C[i + 1, j] += s1
+                    C[i + 2, j] += s2
+                    C[i + 3, j] += s3
                 j += 1
             i += 4
         while i < i1:
@@ -168,21 +178,35 @@ def _abt_tile(A, Bt, C, bias, add_bias, accumulate, i0, i1, j0, j1):
                     s0 += x0 * b0[k]
                     s1 += x0 * b1[k]
                     s2 += x0 * b2[k]
-                _put(C, i, j, s0, init, bias, bias_now)
-                _put(C, i, j + 1, s1, init, bias, bias_now)
-                _put(C, i, j + 2, s2, init, bias, bias_now)
+                if init:
+                    C[i, j] = s0
+                    C[i, j + 1] = s1
+                    C[i, j + 2] = s2
+                else:
+                    C[i, j] += s0
+                    C[i, j + 1] += s1
+                    C[i, j + 2] += s2
                 j += 3
             while j < j1:
                 b0 = Bt[j, k0:k1]
                 s0 = zero
                 for k in range(nk):
                     s0 += a0[k] * b0[k]
-                _put(C, i, j, s0, init, bias, bias_now)
+                if init:
+                    C[i, j] = s0
+                else:
+                    C[i, j] += s0
                 j += 1
             i += 1
+    if add_bias:  # y = (x . W) + b, in numpy's order
+        for i in range(i0, i1):
+            c = C[i, j0:j1]
+            bb = bias[j0:j1]
+            for j in range(j1 - j0):
+                c[j] += bb[j]
 
 
-@helper
+@helper(inline=True)
 def _a(A, a_trans, i, k):
     return A[k, i] if a_trans else A[i, k]
 
