@@ -357,6 +357,23 @@ def _tiling(M, P, row_max, row_align, col_max, col_align):
 
 
 @helper
+def _spread_stride(n):
+    """A stride coprime with ``n`` near ``0.618 n``: ``(t * stride) % n`` visits
+    every tile once and spreads tiles of each kind evenly over the range, so
+    that the contiguous blocks of iterations a static schedule hands to each
+    thread get the same mix of cheap and costly tiles."""
+    stride = max(1, (n * 618) // 1000)
+    while True:
+        a = stride
+        b = n
+        while b:
+            a, b = b, a % b
+        if a == 1:
+            return stride
+        stride += 1
+
+
+@helper
 def _tile(t, n_row_tiles, row_tile, M, col_tile, P):
     """Bounds of output tile ``t``; row tiles vary fastest so that
     consecutive tiles share the same columns of the right-hand operand."""
@@ -481,7 +498,10 @@ def _backward(dout, x, W, dx, dW, db, flags):
         else:
             dw_rt, dw_ct, dw_nrt, n_dw = _tiling(D, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
     n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
-    for t in prange(n_dx + n_dw + n_db):
+    n_all = n_dx + n_dw + n_db
+    stride = _spread_stride(n_all)
+    for u in prange(n_all):
+        t = (u * stride) % n_all
         if t >= n_dx + n_dw:
             j0 = (t - n_dx - n_dw) * DB_COL_TILE
             _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
