@@ -31,9 +31,10 @@ _FLOATS = (_F32, _F64)
 _ndarray = np.ndarray
 _NO_BIAS = {dt: np.empty(0, dt) for dt in _FLOATS}
 
-#: Below this many multiply-adds (N*D*H) a call runs the serial kernel:
-#: starting the threads costs several microseconds, more than such a product.
-PARALLEL_MIN_WORK = 100_000
+#: Below this much work (multiply-adds; N*D*H per product) a call runs the serial kernel:
+#: waking the threads costs tens of microseconds (passive OpenMP waiting,
+#: see _jit.py), more than such a product takes on one core (measured).
+PARALLEL_MIN_WORK = 1_000_000
 #: Below this H the dot form's products are too short (see kernels): dx and
 #: dW use the axpy form on a packed W.T / a transposed dW instead.
 SHORT_H = 16
