@@ -41,9 +41,12 @@ from typing import Callable, NamedTuple
 # at the end of a parallel loop. When another process holds one of the
 # cores, a spinning thread steals time from the one the loop is waiting
 # for: measured slow-downs of 2.5-4.8x for a 100x784x100 step with one
-# core busy, against 1.5-1.8x with passive waiting, which costs nothing
-# measurable on an idle machine. The user's own setting wins; it only
-# takes effect if OpenMP has not started yet in this process.
+# core busy, against 1.2-2.0x with passive waiting. Passive waiting costs
+# a thread wake-up per parallel loop: nothing measurable in a tight
+# training loop, up to 2x on medium products in the interleaved benchmark
+# (README, Reliability). The user's own setting wins (OMP_WAIT_POLICY=ACTIVE
+# for the spinning default); it only takes effect if OpenMP has not
+# started yet in this process.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from numba import njit  # noqa: E402

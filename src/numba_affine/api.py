@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from numba import set_parallel_chunksize
 
 from . import kernels
 
@@ -58,7 +59,30 @@ if hasattr(os, "register_at_fork"):
 def _pick(pair, work: int):
     if work < PARALLEL_MIN_WORK or _in_forked_child:
         return pair.serial
-    return pair.parallel
+    return _Dynamic(pair.parallel)
+
+
+class _Dynamic:
+    """Call a parallel kernel with dynamic scheduling, one tile at a time.
+
+    With Numba's default (static) schedule each thread gets a fixed half of
+    the tiles; when another process takes one core, the other thread
+    finishes early and waits. Dynamic scheduling lets it take more tiles.
+    Numba's chunk size is per Python thread; it is set around the call and
+    restored (inside a jitted function the setter would defeat the cache).
+    """
+
+    __slots__ = ("kernel",)
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __call__(self, *args):
+        old = set_parallel_chunksize(1)
+        try:
+            return self.kernel(*args)
+        finally:
+            set_parallel_chunksize(old)
 
 
 def _flags(H: int, accumulate: bool) -> int:
