@@ -18,14 +18,15 @@ vectorizer turns its innermost loop into AVX2 FMAs:
     Two rows of C are updated from four rows of B at a time (8 FMAs per 4
     loads of B, 2 loads and 2 stores of C); ``a(i, k)`` is a scalar, read as
     ``A[i, k]`` or, with ``a_trans``, as ``A[k, i]``. Needs no transposed
-    copy of anything, so it serves the products whose summed dimension is
-    the row axis (dW) and the ones whose summed dimension is short.
+    copy of the row operand; it serves the products whose dot products
+    would be too short (H < 16: dx on a packed W.T, dW built transposed).
 
 Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
 parallel variant runs ``prange`` over fixed tiles of the *output*, never over
 the summed dimension: each output element is computed by one thread, by the
 same code, in the same order, so results are bitwise identical for any
-thread count. Tile sizes are constants, not functions of the thread count.
+thread count. Tile sizes depend on the output's shape only (never on the
+thread count); ``api`` runs the parallel variants with dynamic scheduling.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from ._jit import helper, twin_kernels
 
 #: Bytes of the summed dimension handled per block in the dot form (L1-sized rows).
 KC_BYTES = 4096
-#: Output tile of the dot form: rows (multiple of 4) x columns (multiple of 3).
+#: Largest output tile of the dot form: rows (multiple of 4) x columns (multiple of 3).
 ABT_ROW_TILE = 128
 ABT_COL_TILE = 96
-#: Output tile of the axpy form: rows (multiple of 2) x columns; k block.
+#: Largest output tile of the axpy form: rows (multiple of 2) x columns; k block.
 AB_ROW_TILE = 32
 AB_COL_TILE = 512
 AB_KC = 128
@@ -217,7 +218,8 @@ def _ab_tile(A, a_trans, B, C, accumulate, i0, i1, j0, j1):
 
     ``a(i, k)`` is ``A[k, i]`` when ``a_trans`` else ``A[i, k]``.
     Loop order: k blocks of ``AB_KC`` / rows in steps of 2 / k in steps of 4 /
-    contiguous columns (vectorized). The tile of C stays in L1 across k.
+    contiguous columns (vectorized). The two rows of C being updated stay in
+    L1 across a k block.
 
     Parameters
     ----------
