@@ -26,25 +26,13 @@ SPIN = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass
 
 
 def step_seconds(layer, x, dout, rounds: int) -> float:
-    layer.forward(x)
-    layer.backward(dout)
-    number = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            layer.forward(x)
-            layer.backward(dout)
-        if time.perf_counter() - t0 > 0.05:
-            break
-        number *= 2
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            layer.forward(x)
-            layer.backward(dout)
-        samples.append((time.perf_counter() - t0) / number)
-    return float(np.median(samples))
+    from numba_affine.bench import median_seconds
+
+    def step():
+        layer.forward(x)
+        layer.backward(dout)
+
+    return median_seconds(step, rounds, budget=0.05)
 
 
 def main(argv=None) -> int:

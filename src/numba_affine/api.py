@@ -56,12 +56,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_mark_forked_child)
 
 
-def _pick(pair, work: int):
-    if work < PARALLEL_MIN_WORK or _in_forked_child:
-        return pair.serial
-    return _Dynamic(pair.parallel)
-
-
 class _Dynamic:
     """Call a parallel kernel with dynamic scheduling, one tile at a time.
 
@@ -83,6 +77,15 @@ class _Dynamic:
             return self.kernel(*args)
         finally:
             set_parallel_chunksize(old)
+
+
+_DYNAMIC = {pair: _Dynamic(pair.parallel) for pair in (kernels.forward_kernels, kernels.backward_kernels)}
+
+
+def _pick(pair, work: int):
+    if work < PARALLEL_MIN_WORK or _in_forked_child:
+        return pair.serial
+    return _DYNAMIC[pair]
 
 
 def _flags(H: int, accumulate: bool) -> int:
@@ -196,10 +199,10 @@ def _dout_2d(dout: np.ndarray, N: int | None, H: int, one_sample: bool | None, w
     elif dout.ndim == 2 and one_sample is not True:
         d2 = dout
     else:
-        want = f"({H},)" if one_sample else (f"({N}, {H})" if N is not None else f"(N, {H})")
-        raise ValueError(f"dout has shape {dout.shape} but {who}: expected dout of shape {want}")
-    if d2.shape[1] != H or (N is not None and d2.shape[0] != N):
-        want = f"({H},)" if dout.ndim == 1 else (f"({N}, {H})" if N is not None else f"(N, {H})")
+        d2 = None
+    if d2 is None or d2.shape[1] != H or (N is not None and d2.shape[0] != N):
+        one = one_sample if one_sample is not None else dout.ndim == 1
+        want = f"({H},)" if one else f"({'N' if N is None else N}, {H})"
         raise ValueError(f"dout has shape {dout.shape} but {who}: expected dout of shape {want}")
     return d2
 
@@ -215,10 +218,9 @@ class _Out:
     is C-contiguous, else a contiguous scratch copied back by :meth:`finish`.
     """
 
-    __slots__ = ("user", "target", "accumulate")
+    __slots__ = ("user", "target")
 
     def __init__(self, name: str, out, shape: tuple, dtype: np.dtype, accumulate: bool, inputs=()):
-        self.accumulate = accumulate
         if out is None:
             if accumulate:
                 raise ValueError(f"accumulate=True needs {name}= (the array to add into)")
@@ -244,7 +246,6 @@ class _Out:
             self.target = np.empty(shape, dtype)
             if accumulate:
                 self.target[...] = out
-        self.accumulate = accumulate
 
     def finish(self) -> np.ndarray:
         if self.user is None or self.target is self.user:
@@ -308,12 +309,13 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     if out is None:
         y = target = np.empty(shape, dt.type)
     else:
-        y = _Out("out", out, shape, dt, False, (("x", x), ("W", W), ("b", b)))
+        inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
+        y = _Out("out", out, shape, dt, False, inputs)
         target = y.target
     kernel = _pick(kernels.forward_kernels, N * D * H)
     kernel(
-        x2 if x2.flags.c_contiguous else np.ascontiguousarray(x2),
-        W if W.flags.c_contiguous else np.ascontiguousarray(W),
+        _contig(x2),
+        _contig(W),
         _NO_BIAS[dt] if b is None else _contig(b),
         target if target.ndim == 2 else target.reshape(N, H),
     )
@@ -495,7 +497,7 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     d2 = dout.reshape(1, dout.shape[0]) if dout.ndim == 1 else dout
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
-    kernel = _pick(kernels.backward_kernels, N * H * 64)
+    kernel = _pick(kernels.backward_kernels, N * H)
     d2 = _contig(d2)
     kernel(d2, d2, d2, d2, d2, db.target, kernels.WANT_DB | _flags(H, accumulate))
     return db.finish()

@@ -74,6 +74,12 @@ def _calibrate(fn: Callable[[], object], budget: float, settle: float) -> int:
     return max(1, count)
 
 
+def median_seconds(fn: Callable[[], object], rounds: int = 7, budget: float = 0.03) -> float:
+    """Median seconds per call of ``fn`` over ``rounds`` batches of about ``budget`` s."""
+    number = _calibrate(fn, budget, settle=0.0)
+    return float(np.median([_batch_time(fn, number) for _ in range(rounds)]))
+
+
 #: Pause between two timed batches. OpenBLAS's idle worker threads keep
 #: spinning for about 0.1 s after a numpy call, and OpenMP's for a moment
 #: after a parallel kernel; without the pause each library is timed while

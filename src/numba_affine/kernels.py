@@ -359,6 +359,15 @@ def _tiling(M, P, row_max, row_align, col_max, col_align):
 
 
 @helper
+def _form_tiling(M, P, short_h):
+    """:func:`_tiling` for the form a product uses: axpy (``short_h``, 2-row
+    blocks, vectors of 8) or dot (4x3 register blocks)."""
+    if short_h:
+        return _tiling(M, P, AB_ROW_TILE, 2, AB_COL_TILE, 8)
+    return _tiling(M, P, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+
+
+@helper
 def _spread_stride(n):
     """A stride coprime with ``n`` near ``0.618 n``: ``(t * stride) % n`` visits
     every tile once and spreads tiles of each kind evenly over the range, so
@@ -419,7 +428,7 @@ def _forward(x, W, b, y):
     for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
         r0 = t * TRANSPOSE_ROWS
         _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
-    rt, ct, n_rt, n_tiles = _tiling(N, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+    rt, ct, n_rt, n_tiles = _form_tiling(N, H, False)
     add_bias = b.shape[0] > 0
     for t in prange(n_tiles):
         i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
@@ -489,16 +498,12 @@ def _backward(dout, x, W, dx, dW, db, flags):
     # tiles of each output; a form's tiling depends on its register block
     n_dx = n_dw = 0
     dx_rt = dx_ct = dx_nrt = dw_rt = dw_ct = dw_nrt = 1
+    # dW is built transposed (H x D) in the short-H form
+    dw_m, dw_p = (H, D) if short_h else (D, H)
     if want_dx:
-        if short_h:
-            dx_rt, dx_ct, dx_nrt, n_dx = _tiling(N, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
-        else:
-            dx_rt, dx_ct, dx_nrt, n_dx = _tiling(N, D, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+        dx_rt, dx_ct, dx_nrt, n_dx = _form_tiling(N, D, short_h)
     if want_dw:
-        if short_h:
-            dw_rt, dw_ct, dw_nrt, n_dw = _tiling(H, D, AB_ROW_TILE, 2, AB_COL_TILE, 8)
-        else:
-            dw_rt, dw_ct, dw_nrt, n_dw = _tiling(D, H, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
+        dw_rt, dw_ct, dw_nrt, n_dw = _form_tiling(dw_m, dw_p, short_h)
     n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
     n_all = n_dx + n_dw + n_db
     stride = _spread_stride(n_all)
@@ -515,20 +520,20 @@ def _backward(dout, x, W, dx, dW, db, flags):
             a_trans = False
             acc = False
             i0, i1, j0, j1 = _tile(t, dx_nrt, dx_rt, N, dx_ct, D)
-        elif short_h:  # dWt = dout.T . x
-            A = dout
-            B = x
-            C = dWt
-            a_trans = True
-            acc = False
-            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, H, dw_ct, D)
-        else:  # dW (+)= x.T . dout, both packed
-            A = xt
-            B = doutt
-            C = dW
-            a_trans = False
-            acc = accumulate
-            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, D, dw_ct, H)
+        else:
+            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, dw_m, dw_ct, dw_p)
+            if short_h:  # dWt = dout.T . x
+                A = dout
+                B = x
+                C = dWt
+                a_trans = True
+                acc = False
+            else:  # dW (+)= x.T . dout, both packed
+                A = xt
+                B = doutt
+                C = dW
+                a_trans = False
+                acc = accumulate
         if short_h:
             _ab_tile(A, a_trans, B, C, acc, i0, i1, j0, j1)
         else:
