@@ -88,6 +88,13 @@ def _pick(pair, work: int):
     return _DYNAMIC[pair]
 
 
+#: Flags of a full backward pass, indexed by ``H < SHORT_H``.
+_ALL = (
+    kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB,
+    kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB | kernels.SHORT_H,
+)
+
+
 def _flags(H: int, accumulate: bool) -> int:
     return (kernels.SHORT_H if H < SHORT_H else 0) | (kernels.ACCUMULATE if accumulate else 0)
 
@@ -291,6 +298,24 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     >>> affine_forward(X, W, b).shape
     (20, 10)
     """
+    # The common call (2-D C-contiguous operands of one float dtype, no out=)
+    # is recognised with a few attribute reads: at small sizes each Python
+    # operation is a visible share of the call.
+    if out is None and type(x) is _ndarray and type(W) is _ndarray and type(b) is _ndarray:
+        dt = x.dtype
+        if (
+            (dt is _F64 or dt is _F32) and W.dtype is dt and b.dtype is dt
+            and x.ndim == 2 and W.ndim == 2 and b.ndim == 1
+        ):
+            N, D = x.shape
+            H = W.shape[1]
+            if (
+                W.shape[0] == D and b.shape[0] == H
+                and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
+            ):
+                y = np.empty((N, H), dt)
+                _pick(kernels.forward_kernels, N * D * H)(x, W, b, y)
+                return y
     if b is None:
         dt = _operands(x=x, W=W)
     else:
@@ -363,6 +388,23 @@ def affine_backward(
     >>> dx.shape, dW.shape, db.shape
     ((20, 50), (50, 10), (10,))
     """
+    if (
+        dx_out is None and dW_out is None and db_out is None and not accumulate
+        and type(dout) is _ndarray and type(x) is _ndarray and type(W) is _ndarray
+    ):  # the common call, as in affine_forward
+        dt = x.dtype
+        if (dt is _F64 or dt is _F32) and W.dtype is dt and dout.dtype is dt and x.ndim == 2 and W.ndim == 2 and dout.ndim == 2:
+            N, D = x.shape
+            H = W.shape[1]
+            if (
+                W.shape[0] == D and dout.shape[0] == N and dout.shape[1] == H
+                and x.flags.c_contiguous and W.flags.c_contiguous and dout.flags.c_contiguous
+            ):
+                dx = np.empty((N, D), dt)
+                dW = np.empty((D, H), dt)
+                db = np.empty(H, dt)
+                _pick(kernels.backward_kernels, 2 * N * D * H)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H])
+                return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
         _weights(W)

@@ -49,6 +49,8 @@ AB_KC = 128
 TRANSPOSE_ROWS = 8
 #: Outputs big enough are cut into at least this many tiles (load balance).
 MIN_TILES = 8
+#: Products smaller than this (multiply-adds) are not cut into tiles.
+ONE_TILE_WORK = 1 << 19
 #: Columns per tile of the bias gradient.
 DB_COL_TILE = 256
 
@@ -324,13 +326,15 @@ def _transpose_rows(src, dst, r0, r1, accumulate):
     would all map to one 8-way cache set), and each destination write is
     one 64-byte line in float64.
     """
-    for s in range(src.shape[1]):
-        d = dst[s, r0:r1]
-        for r in range(r1 - r0):
-            if accumulate:
-                d[r] += src[r0 + r, s]
-            else:
-                d[r] = src[r0 + r, s]
+    n = src.shape[1]
+    if accumulate:
+        for r in range(r0, r1):
+            for s in range(n):
+                dst[s, r] += src[r, s]
+    else:
+        for r in range(r0, r1):
+            for s in range(n):
+                dst[s, r] = src[r, s]
 
 
 @helper
@@ -359,9 +363,13 @@ def _tiling(M, P, row_max, row_align, col_max, col_align):
 
 
 @helper
-def _form_tiling(M, P, short_h):
+def _form_tiling(M, P, K, short_h):
     """:func:`_tiling` for the form a product uses: axpy (``short_h``, 2-row
-    blocks, vectors of 8) or dot (4x3 register blocks)."""
+    blocks, vectors of 8) or dot (4x3 register blocks). A product of less
+    than ``ONE_TILE_WORK`` multiply-adds is one tile: its operands fit in
+    L2, and cutting it only adds loop overhead (such products run serially)."""
+    if M * P * K < ONE_TILE_WORK:
+        return max(M, 1), max(P, 1), 1, 1 if M * P > 0 else 0
     if short_h:
         return _tiling(M, P, AB_ROW_TILE, 2, AB_COL_TILE, 8)
     return _tiling(M, P, ABT_ROW_TILE, 4, ABT_COL_TILE, 3)
@@ -428,7 +436,7 @@ def _forward(x, W, b, y):
     for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
         r0 = t * TRANSPOSE_ROWS
         _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
-    rt, ct, n_rt, n_tiles = _form_tiling(N, H, False)
+    rt, ct, n_rt, n_tiles = _form_tiling(N, H, D, False)
     add_bias = b.shape[0] > 0
     for t in prange(n_tiles):
         i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
@@ -501,9 +509,9 @@ def _backward(dout, x, W, dx, dW, db, flags):
     # dW is built transposed (H x D) in the short-H form
     dw_m, dw_p = (H, D) if short_h else (D, H)
     if want_dx:
-        dx_rt, dx_ct, dx_nrt, n_dx = _form_tiling(N, D, short_h)
+        dx_rt, dx_ct, dx_nrt, n_dx = _form_tiling(N, D, H, short_h)
     if want_dw:
-        dw_rt, dw_ct, dw_nrt, n_dw = _form_tiling(dw_m, dw_p, short_h)
+        dw_rt, dw_ct, dw_nrt, n_dw = _form_tiling(dw_m, dw_p, N, short_h)
     n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
     n_all = n_dx + n_dw + n_db
     stride = _spread_stride(n_all)
