@@ -63,7 +63,11 @@ def test_any_layout_gives_the_contiguous_result(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(20, 50, 10), (200, 300, 40), (64, 96, 20)], ids=lambda s: "x".join(map(str, s)))
+#: (40, 4099, 9): short H with W and dW big enough for the parallel transposes
+#: (``kernels.PARALLEL_TRANSPOSE``); (96, 80, 70): just above ``kernels.ONE_TILE_WORK``.
+@pytest.mark.parametrize(
+    "shape", [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 4099, 9), (96, 80, 70)], ids=lambda s: "x".join(map(str, s))
+)
 def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatch):
     N, D, H = shape
     x, W, b, dout = make_inputs(N, D, H, dtype)

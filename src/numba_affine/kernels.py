@@ -47,6 +47,10 @@ AB_COL_TILE = 512
 AB_KC = 128
 #: Rows of the source per parallel block of a transpose.
 TRANSPOSE_ROWS = 8
+#: Transposes of fewer elements run on the calling thread: a parallel loop
+#: costs a thread wake-up (~15 us measured with passive OpenMP waiting),
+#: more than copying this many elements.
+PARALLEL_TRANSPOSE = 1 << 15
 #: Outputs big enough are cut into at least this many tiles (load balance).
 MIN_TILES = 8
 #: Products smaller than this (multiply-adds) are not cut into tiles.
@@ -425,7 +429,8 @@ def _forward(x, W, b, y):
     Notes
     -----
     Two parallel loops. First W.T is packed into a scratch buffer (blocks
-    of ``TRANSPOSE_ROWS`` rows of W), so that every output is a dot product
+    of ``TRANSPOSE_ROWS`` rows of W; on the calling thread when W has fewer
+    than ``PARALLEL_TRANSPOSE`` elements), so that every output is a dot product
     of two contiguous rows; then the dot form runs over tiles of y, the bias
     added as each tile is finished. The packed copy lives for this call
     only: an optimizer may update W in place between calls.
@@ -433,9 +438,12 @@ def _forward(x, W, b, y):
     N, D = x.shape
     H = W.shape[1]
     Wt = np.empty((H, D), W.dtype)
-    for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
-        r0 = t * TRANSPOSE_ROWS
-        _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
+    if D * H < PARALLEL_TRANSPOSE:
+        _transpose_rows(W, Wt, 0, D, False)
+    else:
+        for t in prange(_cdiv(D, TRANSPOSE_ROWS)):
+            r0 = t * TRANSPOSE_ROWS
+            _transpose_rows(W, Wt, r0, min(D, r0 + TRANSPOSE_ROWS), False)
     rt, ct, n_rt, n_tiles = _form_tiling(N, H, D, False)
     add_bias = b.shape[0] > 0
     for t in prange(n_tiles):
@@ -473,9 +481,10 @@ def _backward(dout, x, W, dx, dW, db, flags):
     db: tiles of columns, each column summed over the batch in row order.
 
     Parallel loops: (1) packing, over blocks of ``TRANSPOSE_ROWS`` source
-    rows; (2) one loop over the tiles of dx, dW and db together, so all
+    rows (a lone small W.T is packed on the calling thread); (2) one loop over the tiles of dx, dW and db together, so all
     three products share one parallel region and balance across threads;
-    (3) with ``SHORT_H``, the transpose of the small dWt into dW. Each
+    (3) with ``SHORT_H``, the transpose of dWt into dW (on the calling
+    thread below ``PARALLEL_TRANSPOSE`` elements). Each
     output element is computed by one thread; never split over the batch.
     """
     N, H = dout.shape
@@ -493,6 +502,9 @@ def _backward(dout, x, W, dx, dW, db, flags):
 
     n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 else 0
     n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 else 0
+    if n_pack_x == 0 and Wt.size < PARALLEL_TRANSPOSE:  # W.T alone, small
+        _transpose_rows(W, Wt, 0, D if n_pack_w > 0 else 0, False)
+        n_pack_w = 0
     for t in prange(n_pack_w + n_pack_x):
         if t < n_pack_w:
             r0 = t * TRANSPOSE_ROWS
@@ -547,9 +559,12 @@ def _backward(dout, x, W, dx, dW, db, flags):
         else:
             _abt_tile(A, B, C, nob, False, acc, i0, i1, j0, j1)
 
-    for t in prange(_cdiv(H, TRANSPOSE_ROWS) if dWt.shape[0] > 0 else 0):
-        r0 = t * TRANSPOSE_ROWS
-        _transpose_rows(dWt, dW, r0, min(H, r0 + TRANSPOSE_ROWS), accumulate)
+    if dWt.size < PARALLEL_TRANSPOSE:
+        _transpose_rows(dWt, dW, 0, dWt.shape[0], accumulate)
+    else:
+        for t in prange(_cdiv(H, TRANSPOSE_ROWS)):
+            r0 = t * TRANSPOSE_ROWS
+            _transpose_rows(dWt, dW, r0, min(H, r0 + TRANSPOSE_ROWS), accumulate)
 
 
 forward_kernels = twin_kernels(_forward)
