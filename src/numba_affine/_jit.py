@@ -37,20 +37,17 @@ import types
 import warnings
 from typing import Callable, NamedTuple
 
-# GNU OpenMP (Numba's default threading layer here) lets a thread that
-# finished its share of a parallel loop spin for GOMP_SPINCOUNT rounds
-# before it sleeps (default 300,000, about 5 ms here). Sleeping at once
-# (OMP_WAIT_POLICY=PASSIVE) made every parallel loop wait for a thread
-# wake-up: parallel calls of medium size were slower than the serial
-# kernel in the benchmark (100x784x100 forward: 740-760 us against
-# 600-680 us serial, measured). Spinning briefly (10,000 rounds, a fraction
-# of a millisecond) keeps the threads awake across back-to-back calls
-# (the same forward: 400-440 us). Spinning costs when another process
-# holds a core; api._Chooser then runs the serial kernels (README,
-# Reliability). The user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; it
-# only takes effect if OpenMP has not started yet in this process.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
+# GNU OpenMP (Numba's default threading layer here) lets idle threads spin
+# at the end of a parallel loop. When another process holds one of the
+# cores, a spinning thread steals time from the one the loop is waiting
+# for: measured slow-downs of 2.5-4.8x for a 100x784x100 step with one
+# core busy, against 1.2-2.0x with passive waiting. Passive waiting costs
+# a thread wake-up per parallel loop: nothing measurable in a tight
+# training loop, up to 2x on medium products in the interleaved benchmark
+# (README, Reliability). The user's own setting wins (OMP_WAIT_POLICY=ACTIVE
+# for the spinning default); it only takes effect if OpenMP has not
+# started yet in this process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from numba import njit  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402

@@ -11,7 +11,6 @@ into anything that outlives the call, and never modified).
 from __future__ import annotations
 
 import os
-from time import perf_counter
 
 import numpy as np
 from numba import set_parallel_chunksize
@@ -80,97 +79,13 @@ class _Dynamic:
             set_parallel_chunksize(old)
 
 
-class _Timings:
-    """What :class:`_Chooser` knows about calls of one shape."""
-
-    __slots__ = ("seconds", "runs", "calls", "probe_left", "probe_variant")
-
-    def __init__(self):
-        self.seconds = [0.0, 0.0]  # moving averages: serial, parallel
-        self.runs = [0, 0]  # calls of each variant
-        self.calls = 0
-        self.probe_left = 0
-        self.probe_variant = 0
-
-
-class _Chooser:
-    """Run a large call on whichever variant, parallel or serial, has been
-    faster lately for calls of the same shapes.
-
-    Both variants cut the output into the same tiles and compute each tile
-    with the same code, so the choice never changes a result (tested
-    bitwise). On an idle machine the parallel variant wins; when another
-    process holds a core, a parallel call can take several times longer
-    than the serial one (measured: 4.3x slower steps with briefly spinning
-    OpenMP threads) and the chooser falls back to the serial variant.
-    Every ``PROBE`` calls it runs the other variant ``PROBE_RUN`` times in a
-    row, to notice when the machine is free again: a parallel call right
-    after a pause pays for waking the threads, so a parallel time is
-    recorded only when a parallel call (of any shape) ended less than
-    ``WARM_GAP`` seconds before it started. Each variant first runs
-    ``WARMUP`` times in a row; its first two calls are not recorded (they
-    may include compilation and the first touch of new scratch memory). Timings
-    are shared by Python threads without a lock: a lost update only
-    affects a choice.
-    """
-
-    PROBE = 32
-    PROBE_RUN = 3
-    WARMUP = 4
-    WEIGHT = 0.25
-    MAX_KEYS = 1024
-    WARM_GAP = 1e-3
-    #: perf_counter() at the end of the latest parallel call, any chooser.
-    last_parallel_end = [0.0]
-
-    __slots__ = ("variants", "timings")
-
-    def __init__(self, pair):
-        self.variants = (pair.serial, _Dynamic(pair.parallel))
-        self.timings: dict = {}
-
-    def __call__(self, *args):
-        key = tuple([a.shape if type(a) is _ndarray else a for a in args]) + (args[0].dtype,)
-        t = self.timings.get(key)
-        if t is None:
-            if len(self.timings) >= self.MAX_KEYS:
-                self.timings.clear()
-            t = self.timings[key] = _Timings()
-        v = self._choose(t)
-        t0 = perf_counter()
-        self.variants[v](*args)
-        t1 = perf_counter()
-        if t.runs[v] >= 2 and (v == 0 or t0 - self.last_parallel_end[0] < self.WARM_GAP):
-            old = t.seconds[v]
-            seconds = t1 - t0
-            t.seconds[v] = seconds if old == 0.0 else old + self.WEIGHT * (seconds - old)
-        t.runs[v] += 1
-        if v == 1:
-            self.last_parallel_end[0] = t1
-
-    def _choose(self, t: _Timings) -> int:
-        t.calls += 1
-        if t.probe_left > 0:
-            t.probe_left -= 1
-            return t.probe_variant
-        for v in (1, 0):  # warm-up: WARMUP calls of each, parallel first
-            if t.runs[v] < self.WARMUP:
-                return v
-        best = 1 if t.seconds[1] <= t.seconds[0] else 0
-        if t.calls % self.PROBE == 0:
-            t.probe_variant = 1 - best
-            t.probe_left = self.PROBE_RUN - 1
-            return 1 - best
-        return best
-
-
-_CHOOSERS = {pair: _Chooser(pair) for pair in (kernels.forward_kernels, kernels.backward_kernels)}
+_DYNAMIC = {pair: _Dynamic(pair.parallel) for pair in (kernels.forward_kernels, kernels.backward_kernels)}
 
 
 def _pick(pair, work: int):
     if work < PARALLEL_MIN_WORK or _in_forked_child:
         return pair.serial
-    return _CHOOSERS[pair]
+    return _DYNAMIC[pair]
 
 
 #: Flags of a full backward pass, indexed by ``H < SHORT_H``.
