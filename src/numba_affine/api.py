@@ -325,26 +325,17 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     D, H = W.shape
     if b is not None and b.shape != (H,):
         check_parameters(W, b)
-    if x.ndim == 2 and x.shape[1] == D:
-        x2 = x
-    else:
-        x2 = _flat_x(x, W.shape)
+    x2 = _flat_x(x, W.shape)
     N = x2.shape[0]
-    shape = (H,) if x.ndim == 1 else (N, H)
-    if out is None:
-        y = target = np.empty(shape, dt.type)
-    else:
-        inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
-        y = _Out("out", out, shape, dt, False, inputs)
-        target = y.target
-    kernel = _pick(kernels.forward_kernels, N * D * H)
-    kernel(
+    inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
+    y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
+    _pick(kernels.forward_kernels, N * D * H)(
         _contig(x2),
         _contig(W),
         _NO_BIAS[dt] if b is None else _contig(b),
-        target if target.ndim == 2 else target.reshape(N, H),
+        y.target.reshape(N, H),
     )
-    return y if out is None else y.finish()
+    return y.finish()
 
 
 def affine_backward(
@@ -409,34 +400,19 @@ def affine_backward(
     if W.ndim != 2:
         _weights(W)
     D, H = W.shape
-    if x.ndim == 2 and x.shape[1] == D:
-        x2 = x
-    else:
-        x2 = _flat_x(x, W.shape)
+    x2 = _flat_x(x, W.shape)
     N = x2.shape[0]
-    if dout.ndim == 2 and x.ndim != 1 and dout.shape[0] == N and dout.shape[1] == H:
-        d2 = dout
-    else:
-        d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape} and W has shape {W.shape}")
-    if dx_out is None and dW_out is None and db_out is None and not accumulate:
-        dx = dxt = np.empty(x.shape, dt.type)
-        dW = dWt = np.empty((D, H), dt.type)
-        db = dbt = np.empty(H, dt.type)
-    else:
-        inputs = (("dout", dout), ("x", x), ("W", W))
-        dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
-        dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
-        db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-        dxt, dWt, dbt = dx.target, dW.target, db.target
-    kernel = _pick(kernels.backward_kernels, 2 * N * D * H)
-    kernel(
+    d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape} and W has shape {W.shape}")
+    inputs = (("dout", dout), ("x", x), ("W", W))
+    dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
+    dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
+    db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
+    _pick(kernels.backward_kernels, 2 * N * D * H)(
         _contig(d2), _contig(x2), _contig(W),
-        dxt if dxt.ndim == 2 else dxt.reshape(N, D), dWt, dbt,
-        kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB | _flags(H, accumulate),
+        dx.target.reshape(N, D), dW.target, db.target,
+        _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0),
     )
-    if type(dx) is _Out:
-        return dx.finish(), dW.finish(), db.finish()
-    return dx, dW, db
+    return dx.finish(), dW.finish(), db.finish()
 
 
 def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:

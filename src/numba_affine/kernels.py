@@ -504,8 +504,8 @@ def _backward(dout, x, W, dx, dW, db, flags):
 
     n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 else 0
     n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 else 0
-    if n_pack_x == 0 and Wt.size < PARALLEL_TRANSPOSE:  # W.T alone, small
-        _transpose_rows(W, Wt, 0, D if n_pack_w > 0 else 0, False)
+    if n_pack_w > 0 and n_pack_x == 0 and Wt.size < PARALLEL_TRANSPOSE:  # W.T alone, small
+        _transpose_rows(W, Wt, 0, D, False)
         n_pack_w = 0
     for t in prange(n_pack_w + n_pack_x):
         if t < n_pack_w:
