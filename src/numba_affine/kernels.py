@@ -37,10 +37,10 @@ from numba import prange
 from ._jit import helper, twin_kernels
 
 #: Bytes of the summed dimension handled per block in the dot form (L1-sized rows).
-KC_BYTES = 4096
+KC_BYTES = 8192
 #: Largest output tile of the dot form: rows (multiple of 4) x columns (multiple of 3).
-ABT_ROW_TILE = 128
-ABT_COL_TILE = 96
+ABT_ROW_TILE = 256
+ABT_COL_TILE = 24
 #: Largest output tile of the axpy form: rows (multiple of 2) x columns; k block.
 AB_ROW_TILE = 32
 AB_COL_TILE = 512
@@ -333,12 +333,12 @@ def _transpose_rows(src, dst, r0, r1, accumulate):
     """
     n = src.shape[1]
     if accumulate:
-        for r in range(r0, r1):
-            for s in range(n):
+        for s in range(n):
+            for r in range(r0, r1):
                 dst[s, r] += src[r, s]
     else:
-        for r in range(r0, r1):
-            for s in range(n):
+        for s in range(n):
+            for r in range(r0, r1):
                 dst[s, r] = src[r, s]
 
 
@@ -398,11 +398,17 @@ def _spread_stride(n):
 
 
 @helper
-def _tile(t, n_row_tiles, row_tile, M, col_tile, P):
-    """Bounds of output tile ``t``; row tiles vary fastest so that
-    consecutive tiles share the same columns of the right-hand operand."""
-    ti = t % n_row_tiles
-    tj = t // n_row_tiles
+def _tile(t, n_row_tiles, row_tile, M, col_tile, P, rows_fastest):
+    """Bounds of output tile ``t``. With ``rows_fastest`` (axpy form)
+    consecutive tiles share the same columns of the right-hand operand;
+    otherwise (dot form) they share the same rows of the left-hand one."""
+    if rows_fastest:
+        ti = t % n_row_tiles
+        tj = t // n_row_tiles
+    else:
+        n_col_tiles = _cdiv(P, col_tile)
+        tj = t % n_col_tiles
+        ti = t // n_col_tiles
     i0 = ti * row_tile
     j0 = tj * col_tile
     return i0, min(M, i0 + row_tile), j0, min(P, j0 + col_tile)
@@ -448,7 +454,7 @@ def _forward(x, W, b, y):
     rt, ct, n_rt, n_tiles = _form_tiling(N, H, D, False)
     add_bias = b.shape[0] > 0
     for t in prange(n_tiles):
-        i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H)
+        i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H, False)
         _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
 
 
@@ -541,9 +547,9 @@ def _backward(dout, x, W, dx, dW, db, flags):
             C = dx
             a_trans = False
             acc = False
-            i0, i1, j0, j1 = _tile(t, dx_nrt, dx_rt, N, dx_ct, D)
+            i0, i1, j0, j1 = _tile(t, dx_nrt, dx_rt, N, dx_ct, D, short_h)
         else:
-            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, dw_m, dw_ct, dw_p)
+            i0, i1, j0, j1 = _tile(t - n_dx, dw_nrt, dw_rt, dw_m, dw_ct, dw_p, short_h)
             if short_h:  # dWt = dout.T . x
                 A = dout
                 B = x
