@@ -64,9 +64,13 @@ def test_any_layout_gives_the_contiguous_result(shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 #: (40, 4099, 9): short H with W and dW big enough for the parallel transposes
-#: (``kernels.PARALLEL_TRANSPOSE``); (96, 80, 70): just above ``kernels.ONE_TILE_WORK``.
+#: (``kernels.PARALLEL_TRANSPOSE``); (96, 80, 70): just above ``kernels.ONE_TILE_WORK``;
+#: (128, 256, 130): every packed copy (W.T, x.T, dout.T) has a row stride that is a
+#: multiple of 512 bytes (the blocked branch of ``kernels._transpose_rows``).
 @pytest.mark.parametrize(
-    "shape", [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 4099, 9), (96, 80, 70)], ids=lambda s: "x".join(map(str, s))
+    "shape",
+    [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 4099, 9), (96, 80, 70), (128, 256, 130)],
+    ids=lambda s: "x".join(map(str, s)),
 )
 def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatch):
     N, D, H = shape
@@ -105,3 +109,20 @@ def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype
         out[name] = (y, dx, dW, db)
     for a, c in zip(out["serial"], out["parallel"]):
         np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (50, 10), (64, 100), (128, 70), (256, 65), (9, 256)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_transpose_rows_every_branch(shape, accumulate, dtype):
+    """Row-by-row and blocked (destination stride a multiple of 512 bytes), on
+    part of the rows and on all of them, overwriting and accumulating."""
+    rng = np.random.default_rng(7)
+    src = rng.standard_normal(shape).astype(dtype)
+    dst0 = rng.standard_normal(shape[::-1]).astype(dtype)
+    for r0, r1 in ((0, shape[0]), (shape[0] // 3, shape[0] - shape[0] // 4)):
+        dst = dst0.copy()
+        kernels._transpose_rows(src, dst, r0, r1, accumulate)
+        want = dst0.copy()
+        want[:, r0:r1] = src[r0:r1].T + (dst0[:, r0:r1] if accumulate else 0)
+        np.testing.assert_array_equal(dst, want)
