@@ -63,13 +63,13 @@ def test_any_layout_gives_the_contiguous_result(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-#: (40, 4099, 9): short H with W and dW big enough for the parallel transposes
+#: (40, 16411, 9): short H with W and dW big enough for the parallel transposes
 #: (``kernels.PARALLEL_TRANSPOSE``); (96, 80, 70): just above ``kernels.ONE_TILE_WORK``;
-#: (128, 256, 130): every packed copy (W.T, x.T, dout.T) has a row stride that is a
-#: multiple of 512 bytes (the blocked branch of ``kernels._transpose_rows``).
+#: (128, 1024, 130): every packed copy (W.T, x.T, dout.T) is parallel and has a row
+#: stride that is a multiple of 512 bytes (the blocked branch of ``kernels._transpose_rows``).
 @pytest.mark.parametrize(
     "shape",
-    [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 4099, 9), (96, 80, 70), (128, 256, 130)],
+    [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 16411, 9), (96, 80, 70), (128, 1024, 130)],
     ids=lambda s: "x".join(map(str, s)),
 )
 def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatch):
@@ -94,7 +94,7 @@ def test_both_product_forms_around_the_short_H_switch(H, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(20, 50, 10), (100, 784, 100), (2048, 64, 10), (40, 4099, 9), (131, 67, 514)])
+@pytest.mark.parametrize("shape", [(20, 50, 10), (100, 784, 100), (2048, 64, 10), (40, 16411, 9), (131, 67, 514)])
 def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype):
     """The twins differ only in which thread runs a tile: same tiles, same code, same bits."""
     N, D, H = shape

@@ -48,9 +48,10 @@ AB_KC = 128
 #: Rows of the source per parallel block of a transpose.
 TRANSPOSE_ROWS = 8
 #: Transposes of fewer elements run on the calling thread: a parallel loop
-#: costs a thread wake-up (~15 us measured with passive OpenMP waiting),
-#: more than copying this many elements.
-PARALLEL_TRANSPOSE = 1 << 15
+#: costs a thread wake-up (~15 us hot, ~70 us after idle, measured with
+#: passive OpenMP waiting), more than copying this many elements
+#: (784 x 100 float64: ~47 us on one core).
+PARALLEL_TRANSPOSE = 1 << 17
 #: Outputs big enough are cut into at least this many tiles (load balance).
 MIN_TILES = 8
 #: Products smaller than this (multiply-adds) are not cut into tiles.
@@ -484,7 +485,8 @@ def _backward(dout, x, W, dx, dW, db, flags):
     db: tiles of columns, each column summed over the batch in row order.
 
     Parallel loops: (1) packing, over blocks of ``TRANSPOSE_ROWS`` source
-    rows (a lone small W.T is packed on the calling thread); (2) one loop
+    rows (on the calling thread when all the packed copies together have
+    fewer than ``PARALLEL_TRANSPOSE`` elements); (2) one loop
     over the tiles of dx, dW and db together, so all three products share
     one parallel region and balance across threads (``api`` schedules
     tiles dynamically, one at a time, in order: a thread's consecutive
@@ -509,9 +511,11 @@ def _backward(dout, x, W, dx, dW, db, flags):
 
     n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 else 0
     n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 else 0
-    if n_pack_w > 0 and n_pack_x == 0 and Wt.size < PARALLEL_TRANSPOSE:  # W.T alone, small
-        _transpose_rows(W, Wt, 0, D, False)
-        n_pack_w = 0
+    if Wt.size + xt.size + doutt.size < PARALLEL_TRANSPOSE:  # small: on this thread
+        _transpose_rows(W, Wt, 0, Wt.shape[1], False)
+        _transpose_rows(x, xt, 0, xt.shape[1], False)
+        _transpose_rows(dout, doutt, 0, doutt.shape[1], False)
+        n_pack_w = n_pack_x = 0
     for t in prange(n_pack_w + n_pack_x):
         if t < n_pack_w:
             r0 = t * TRANSPOSE_ROWS
