@@ -10,8 +10,13 @@ vectorizer turns its innermost loop into AVX2 FMAs:
 *dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
     A register block of 4 rows x 3 columns = 12 independent dot products over
     a contiguous ``k``. With ``fastmath`` reassociation each sum becomes one
-    SIMD accumulator: 7 vector loads feed 12 FMAs. ``k`` is cut into blocks
-    of ``KC_BYTES`` so the 4 rows of A stay in L1 while Bt streams from L2.
+    SIMD accumulator: 7 vector loads feed 12 FMAs (the inner loop is 22
+    instructions: 7 ``vmovupd``, 12 ``vfmadd231pd ymm``, 3 of loop control;
+    no spills). ``k`` is cut into blocks of ``KC_BYTES``; tiles of up to
+    256 x 24 are visited a row of tiles at a time, so consecutive tiles
+    reuse the same rows of A. Measured at 1024^3 float64 (2 threads, kernel
+    alone): this layout 55-58 GFLOP/s against 46-52 for 4 KiB blocks and
+    128 x 96 tiles visited a column of tiles at a time.
     Used where the summed dimension is long and contiguous in both operands.
 
 *axpy form* (:func:`_ab_tile`), ``C[i, :] += sum_k a(i, k) * B[k, :]``
@@ -36,7 +41,7 @@ from numba import prange
 
 from ._jit import helper, twin_kernels
 
-#: Bytes of the summed dimension handled per block in the dot form (L1-sized rows).
+#: Bytes of the summed dimension handled per block in the dot form.
 KC_BYTES = 8192
 #: Largest output tile of the dot form: rows (multiple of 4) x columns (multiple of 3).
 ABT_ROW_TILE = 256
