@@ -354,6 +354,8 @@ def _transpose_rows(src, dst, r0, r1, accumulate):
             for s in range(n):
                 for r in range(q0, q1):
                     dst[s, r] = src[r, s]
+        # row by row, written out: the blocked loops with a step of 1 in
+        # their place ran 3-4x slower (784 x 100: 64 -> 226 us, measured)
         elif accumulate:
             for s in range(n):
                 dst[s, q0] += src[q0, s]
