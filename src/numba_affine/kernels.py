@@ -517,13 +517,13 @@ def _backward(dout, x, W, dx, dW, db, flags):
     doutt = np.empty((H, N) if want_dw and not short_h else (0, 0), dtype)
     dWt = np.empty((H, D) if want_dw and short_h else (0, 0), dtype)
 
-    n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 else 0
-    n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 else 0
-    if Wt.size + xt.size + doutt.size < PARALLEL_TRANSPOSE:  # small: on this thread
+    pack_here = Wt.size + xt.size + doutt.size < PARALLEL_TRANSPOSE  # small: on this thread
+    if pack_here:
         _transpose_rows(W, Wt, 0, Wt.shape[1], False)
         _transpose_rows(x, xt, 0, xt.shape[1], False)
         _transpose_rows(dout, doutt, 0, doutt.shape[1], False)
-        n_pack_w = n_pack_x = 0
+    n_pack_w = _cdiv(D, TRANSPOSE_ROWS) if Wt.shape[0] > 0 and not pack_here else 0
+    n_pack_x = _cdiv(N, TRANSPOSE_ROWS) if xt.shape[0] > 0 and not pack_here else 0
     for t in prange(n_pack_w + n_pack_x):
         if t < n_pack_w:
             r0 = t * TRANSPOSE_ROWS
