@@ -413,13 +413,17 @@ def _dwt_tiling(H, D, N):
 
     Every tile holds all H rows, so each row of x is read once, a run of up
     to ``DWT_COL_TILE`` columns at a time. :func:`_tiling` would also cut the
-    rows (to get ``MIN_TILES`` tiles) and read x once per row tile: with x
-    read in 1 KB pieces of 4 KB rows (2048 x 512 float64) that measured
-    3.0-4.5 ms against 2.1-3.0 ms for this tiling, full backward, 2 threads.
+    rows (to get ``MIN_TILES`` tiles) and read x once per row tile; at
+    2048 x 512 x 10 float64 its 6 x 128 tiles (x read twice, in 1 KB pieces
+    of 4 KB rows) measured 4.3-5.0 ms for the full backward kernel against
+    2.1-3.0 ms with this tiling (2 threads, interleaved in one process).
+    The price: dW has only ``ceil(D / DWT_COL_TILE)`` tiles (one at D = 512),
+    so on many cores it is not spread further; the dx tiles, as much work,
+    run beside it (:func:`_backward` schedules the dW tiles first).
     Returns ``(row_tile, col_tile, n_row_tiles, n_tiles)`` as :func:`_tiling`.
     """
     if H * D * N < ONE_TILE_WORK:
-        return max(H, 1), max(D, 1), 1, (1 if H * D > 0 else 0)
+        return _form_tiling(H, D, N, True)  # one tile
     n = _cdiv(D, DWT_COL_TILE)
     col_tile = _cdiv(_cdiv(D, n), 8) * 8
     return H, col_tile, 1, _cdiv(D, col_tile)
