@@ -415,7 +415,7 @@ def _dwt_tiling(H, D, N):
     to ``DWT_COL_TILE`` columns at a time. :func:`_tiling` would also cut the
     rows (to get ``MIN_TILES`` tiles) and read x once per row tile; at
     2048 x 512 x 10 float64 its 6 x 128 tiles (x read twice, in 1 KB pieces
-    of 4 KB rows) measured 4.3-5.0 ms for the full backward kernel against
+    of 4 KB rows) measured 4.3-4.6 ms for the full backward kernel against
     2.1-3.0 ms with this tiling (2 threads, interleaved in one process).
     The price: dW has only ``ceil(D / DWT_COL_TILE)`` tiles (one at D = 512),
     so on many cores it is not spread further; the dx tiles, as much work,
