@@ -47,13 +47,16 @@ KC_BYTES = 8192
 ABT_ROW_TILE = 256
 ABT_COL_TILE = 24
 #: Largest output tile of the axpy form: rows (multiple of 2) x columns.
+#: Wide: rows of the output written (or of x read) in pieces cost more than
+#: the tiles save (2048 x 513 x 10 backward: 512 -> 1024 columns measured
+#: 12.3-12.8 -> 14.2-16.1 GFLOP/s float64, 18.9-24.6 -> 21.5-27.9 float32).
 AB_ROW_TILE = 32
-AB_COL_TILE = 512
+AB_COL_TILE = 1024
 #: Bytes of B (rows of the k block x tile width) per k block of the axpy form:
 #: the block stays in L2 while every row pair of the tile reads it.
 AB_KC_BYTES = 65536
 #: Widest column tile of dW.T in the short-H form; each tile holds all H rows.
-DWT_COL_TILE = 512
+DWT_COL_TILE = 1024
 #: Rows of the source per parallel block of a transpose.
 TRANSPOSE_ROWS = 8
 #: Transposes of fewer elements run on the calling thread: a parallel loop
@@ -417,7 +420,7 @@ def _dwt_tiling(H, D, N):
     2048 x 512 x 10 float64 its 6 x 128 tiles (x read twice, in 1 KB pieces
     of 4 KB rows) measured 4.3-4.6 ms for the full backward kernel against
     2.1-3.0 ms with this tiling (2 threads, interleaved in one process).
-    The price: dW has only ``ceil(D / DWT_COL_TILE)`` tiles (one at D = 512),
+    The price: dW has only ``ceil(D / DWT_COL_TILE)`` tiles (one up to D = 1024),
     so on many cores it is not spread further; the dx tiles, as much work,
     run beside it (:func:`_backward` schedules the dW tiles first).
     Returns ``(row_tile, col_tile, n_row_tiles, n_tiles)`` as :func:`_tiling`.
