@@ -55,8 +55,6 @@ AB_COL_TILE = 1024
 #: Bytes of B (rows of the k block x tile width) per k block of the axpy form:
 #: the block stays in L2 while every row pair of the tile reads it.
 AB_KC_BYTES = 65536
-#: Widest column tile of dW.T in the short-H form; each tile holds all H rows.
-DWT_COL_TILE = 1024
 #: Rows of the source per parallel block of a transpose.
 TRANSPOSE_ROWS = 8
 #: Transposes of fewer elements run on the calling thread: a parallel loop
@@ -415,19 +413,19 @@ def _dwt_tiling(H, D, N):
     """Tiles of dW.T (H x D, short H) for the axpy form over the N rows of x.
 
     Every tile holds all H rows, so each row of x is read once, a run of up
-    to ``DWT_COL_TILE`` columns at a time. :func:`_tiling` would also cut the
+    to ``AB_COL_TILE`` columns at a time. :func:`_tiling` would also cut the
     rows (to get ``MIN_TILES`` tiles) and read x once per row tile; at
     2048 x 512 x 10 float64 its 6 x 128 tiles (x read twice, in 1 KB pieces
     of 4 KB rows) measured 4.3-4.6 ms for the full backward kernel against
     2.1-3.0 ms with this tiling (2 threads, interleaved in one process).
-    The price: dW has only ``ceil(D / DWT_COL_TILE)`` tiles (one up to D = 1024),
+    The price: dW has only ``ceil(D / AB_COL_TILE)`` tiles (one up to D = 1024),
     so on many cores it is not spread further; the dx tiles, as much work,
     run beside it (:func:`_backward` schedules the dW tiles first).
     Returns ``(row_tile, col_tile, n_row_tiles, n_tiles)`` as :func:`_tiling`.
     """
     if H * D * N < ONE_TILE_WORK:
         return _form_tiling(H, D, N, True)  # one tile
-    n = _cdiv(D, DWT_COL_TILE)
+    n = _cdiv(D, AB_COL_TILE)
     col_tile = _cdiv(_cdiv(D, n), 8) * 8
     return H, col_tile, 1, _cdiv(D, col_tile)
 
