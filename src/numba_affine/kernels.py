@@ -574,7 +574,7 @@ def _backward(dout, x, W, dx, dW, db, flags):
     if want_dw and short_h:
         dw_rt, dw_ct, dw_nrt, n_dw = _dwt_tiling(H, D, N)
     elif want_dw:
-        dw_rt, dw_ct, dw_nrt, n_dw = _form_tiling(dw_m, dw_p, N, short_h)
+        dw_rt, dw_ct, dw_nrt, n_dw = _form_tiling(D, H, N, False)
     n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
     n_all = n_dx + n_dw + n_db
     for t in prange(n_all):  # dW tiles, then dx tiles, then db tiles
