@@ -85,6 +85,46 @@ def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatc
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_reused_scratch_with_stale_contents_does_not_leak(dtype, monkeypatch):
+    """Large calls reuse one packing buffer per thread. Fill it with NaN,
+    then run shapes whose batch is not a whole number of vectors (the packed
+    x.T / dout.T are zero-padded): every result must still be the reference,
+    and the buffer must really be the one reused."""
+    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+    dt = np.dtype(dtype)
+    stale = np.full(200_000, np.nan, dt)
+    monkeypatch.setitem(api._scratch_local.__dict__, dt.char, stale)
+    for shape in [(101, 300, 37), (7, 64, 20), (53, 1000, 9), (1, 5, 3)]:
+        N, D, H = shape
+        x, W, _, dout = make_inputs(N, D, H, dtype)
+        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+        for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, N, N)):
+            assert_matches(got, want, dtype, k)
+        assert_matches(na.affine_dw(x, dout), eg[1], dtype, N)
+        assert api._scratch(dt, 1) is stale
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(37, 41, 20), (101, 300, 37), (53, 100, 9), (8, 16, 16)])
+def test_backward_kernel_stays_inside_its_scratch(shape, dtype):
+    """The kernel uses ``backward_scratch_size`` elements and no more; given
+    less, it allocates its own; either way the results are the reference."""
+    N, D, H = shape
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    flags = api._ALL[H < api.SHORT_H]
+    need = kernels.backward_scratch_size(N, D, H, flags, np.dtype(dtype).itemsize)
+    assert need > 0
+    for size in (need, need - 1, 0):
+        scratch = np.full(size + 16, -7.0, dtype)
+        dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
+        kernels.backward_kernels.parallel(dout, x, W, dx, dW, db, flags, scratch[:size])
+        np.testing.assert_array_equal(scratch[size:], -7.0)
+        for got, want, k in zip((dx, dW, db), eg, (H, N, N)):
+            assert_matches(got, want, dtype, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("H", [1, 2, 15, 16, 17])
 def test_both_product_forms_around_the_short_H_switch(H, dtype):
     x, W, b, dout = make_inputs(37, 41, H, dtype)
@@ -105,7 +145,7 @@ def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype
         y = np.empty((N, H), dtype)
         dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
         getattr(kernels.forward_kernels, name)(x, W, b, y)
-        getattr(kernels.backward_kernels, name)(dout, x, W, dx, dW, db, flags)
+        getattr(kernels.backward_kernels, name)(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
         out[name] = (y, dx, dW, db)
     for a, c in zip(out["serial"], out["parallel"]):
         np.testing.assert_array_equal(a, c)
