@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -30,3 +31,23 @@ def test_bench_table_for_a_given_shape(capsys):
 def test_bench_rejects_a_bad_shape():
     with pytest.raises(SystemExit):
         bench.main(["--shape", "7x5"])
+
+
+def test_bench_warmup_calls_before_each_batch_are_not_timed():
+    calls = []
+
+    def slow():
+        calls.append(time.perf_counter())
+        time.sleep(0.001)
+
+    bench.compare({"slow": slow}, rounds=2, settle=0.0, warmup=0.0)
+    without = len(calls)
+    calls.clear()
+    t = bench.compare({"slow": slow}, rounds=2, settle=0.0, warmup=0.05)
+    assert len(calls) >= without + 2 * 10  # ~45 untimed calls per round
+    assert 0.001 <= t["slow"] < 0.01  # still seconds per call of the timed batch
+
+
+def test_bench_accepts_warmup(capsys):
+    assert bench.main(["--only", "--shape", "7x5x3", "--rounds", "1", "--dtype", "float32", "--no-torch", "--warmup", "0.01"]) == 0
+    assert "7x5x3" in capsys.readouterr().out

@@ -9,8 +9,9 @@ over rounds and the speed-up t(numpy) / t(numba-affine). Both libraries use
 their default thread counts.
 
 Options: ``--shape 512x300x700`` (repeatable) adds shapes, ``--rounds``,
-``--dtype``, ``--plot FILE.png`` (needs matplotlib) draws GFLOP/s against
-size. When torch is installed, ``torch.nn.functional.linear`` with autograd
+``--dtype``, ``--warmup SECONDS`` (untimed calls before each batch, see
+:func:`compare`), ``--plot FILE.png`` (needs matplotlib) draws GFLOP/s
+against size. When torch is installed, ``torch.nn.functional.linear`` with autograd
 on the CPU is timed too.
 """
 
@@ -91,13 +92,26 @@ SETTLE_SECONDS = 0.15
 BATCH_SECONDS = 0.03
 
 
-def compare(fns: dict[str, Callable[[], object]], rounds: int = 7, settle: float = SETTLE_SECONDS) -> dict[str, float]:
-    """Median seconds per call of each function, timed in interleaved rounds."""
+def compare(
+    fns: dict[str, Callable[[], object]], rounds: int = 7, settle: float = SETTLE_SECONDS, warmup: float = 0.0
+) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    Each batch follows a pause of ``settle`` seconds, then ``warmup`` seconds
+    of untimed calls of the same function. The default (no warm-up) times
+    the first ~30 ms after the pause, where on this host numba-affine's
+    parallel kernels still run at about one thread's speed (README,
+    Performance); ``warmup=0.3`` times the steady state of back-to-back
+    calls, as in a training loop. Both libraries get the same treatment.
+    """
     numbers = {name: _calibrate(fn, BATCH_SECONDS, settle) for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(settle)
+            t_end = time.perf_counter() + warmup
+            while time.perf_counter() < t_end:
+                fn()
             times[name].append(_batch_time(fn, numbers[name]))
     return {name: float(np.median(ts)) for name, ts in times.items()}
 
@@ -144,7 +158,7 @@ def _torch_fns(x, W, b, dout):
     return {"torch forward": fwd, "torch backward": bwd}
 
 
-def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: bool = True) -> Row:
+def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: bool = True, warmup: float = 0.0) -> Row:
     """Time forward and backward of numba-affine and numpy (and torch) on one shape."""
     N, D, H = shape
     x, W, b, dout = make_inputs(N, D, H, dtype)
@@ -158,7 +172,7 @@ def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: boo
         fns.update(_torch_fns(x, W, b, dout))
     for fn in fns.values():  # compile, fault pages in, warm caches
         fn()
-    return Row(shape, np.dtype(dtype).name, compare(fns, rounds))
+    return Row(shape, np.dtype(dtype).name, compare(fns, rounds, warmup=warmup))
 
 
 def format_table(rows: Sequence[Row], targets: dict | None = None) -> str:
@@ -234,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="store_true", help="time only the --shape shapes")
     parser.add_argument("--dtype", choices=("float32", "float64"), action="append", default=None)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
+                        help="untimed calls before each timed batch (0.3: steady state)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     parser.add_argument("--plot", metavar="FILE.png", help="draw GFLOP/s against size")
     args = parser.parse_args(argv)
@@ -244,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(shapes) * len(dtypes)
     for i, (dtype, shape) in enumerate(((d, s) for d in dtypes for s in shapes), 1):
         print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
-        rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch))
+        rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch, warmup=args.warmup))
     print(format_table(rows))
     if args.plot:
         plot(rows, args.plot)
