@@ -537,8 +537,7 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
         its contents are overwritten. When it is shorter, the kernel allocates
         its own. ``api`` reuses one buffer per thread for large calls: fresh
         pages cost a page fault each (1024^3 float64: 16 MB of packed
-        x.T and dout.T, 4064 faults, 12-14 ms per call against ~110 ms for
-        the whole backward, measured).
+        x.T and dout.T, 4064 faults per call; see ``api.SCRATCH_KEEP_BYTES``).
 
     Notes
     -----
