@@ -505,18 +505,39 @@ def _padded(n, itemsize):
 
 
 @helper
-def backward_scratch_size(N, D, H, flags, itemsize):
-    """Elements of scratch :func:`_backward` needs for these flags: packed
-    W.T (short H, dx), padded x.T and dout.T (dot-form dW), dW.T (short H)."""
+def _scratch_shapes(N, D, H, flags, itemsize):
+    """Shapes of the packed copies :func:`_backward` makes for these flags:
+    W.T (short-H dx), x.T and dout.T with the batch padded by
+    :func:`_padded` (dot-form dW), dW.T (short-H dW); (0, 0) when unused."""
     want_dx = (flags & WANT_DX) != 0
     want_dw = (flags & WANT_DW) != 0
     short_h = (flags & SHORT_H) != 0
-    n = H * D if want_dx and short_h else 0
-    if want_dw and short_h:
-        n += H * D
-    elif want_dw:
-        n += (D + H) * _padded(N, itemsize)
+    n_pad = _padded(N, itemsize)
+    unused = (0, 0)
+    return (
+        (H, D) if want_dx and short_h else unused,
+        (D, n_pad) if want_dw and not short_h else unused,
+        (H, n_pad) if want_dw and not short_h else unused,
+        (H, D) if want_dw and short_h else unused,
+    )
+
+
+@helper
+def backward_scratch_size(N, D, H, flags, itemsize):
+    """Elements of scratch :func:`_backward` needs for these flags."""
+    n = 0
+    for shape in _scratch_shapes(N, D, H, flags, itemsize):
+        n += shape[0] * shape[1]
     return n
+
+
+@helper
+def _zero_columns(a, c0):
+    """``a[:, c0:] = 0`` (the padding of a packed copy)."""
+    zero = a.dtype.type(0)
+    for r in range(a.shape[0]):
+        for c in range(c0, a.shape[1]):
+            a[r, c] = zero
 
 
 def _backward(dout, x, W, dx, dW, db, flags, scratch):
@@ -579,25 +600,16 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
     nob = _no_bias(dout)
     need = backward_scratch_size(N, D, H, flags, dout.itemsize)
     buf = scratch if scratch.shape[0] >= need else np.empty(need, dtype)
-    n_pad = _padded(N, dout.itemsize)
-    shape_wt = (H, D) if want_dx and short_h else (0, 0)
-    shape_xt = (D, n_pad) if want_dw and not short_h else (0, 0)
-    shape_dt = (H, n_pad) if want_dw and not short_h else (0, 0)
-    shape_dwt = (H, D) if want_dw and short_h else (0, 0)
+    shape_wt, shape_xt, shape_dt, shape_dwt = _scratch_shapes(N, D, H, flags, dout.itemsize)
     o1 = shape_wt[0] * shape_wt[1]
     o2 = o1 + shape_xt[0] * shape_xt[1]
     o3 = o2 + shape_dt[0] * shape_dt[1]
     Wt = buf[:o1].reshape(shape_wt)
     xt = buf[o1:o2].reshape(shape_xt)
     doutt = buf[o2:o3].reshape(shape_dt)
-    dWt = buf[o3 : o3 + shape_dwt[0] * shape_dwt[1]].reshape(shape_dwt)
-    zero = dtype.type(0)
-    for r in range(xt.shape[0]):  # the padding of the batch dimension
-        for s in range(N, n_pad):
-            xt[r, s] = zero
-    for r in range(doutt.shape[0]):
-        for s in range(N, n_pad):
-            doutt[r, s] = zero
+    dWt = buf[o3:need].reshape(shape_dwt)
+    _zero_columns(xt, N)
+    _zero_columns(doutt, N)
 
     pack_here = Wt.size + xt.size + doutt.size < PARALLEL_TRANSPOSE  # small: on this thread
     if pack_here:
