@@ -80,15 +80,6 @@ class _Dynamic:
             set_parallel_chunksize(old)
 
 
-_DYNAMIC = {pair: _Dynamic(pair.parallel) for pair in (kernels.forward_kernels, kernels.backward_kernels)}
-
-
-def _pick(pair, work: int):
-    if work < PARALLEL_MIN_WORK or _in_forked_child:
-        return pair.serial
-    return _DYNAMIC[pair]
-
-
 #: A thread keeps its backward packing buffer for its next call when the
 #: buffer is at most this big. Fresh pages cost a page fault each on first
 #: touch: at 1024^3 float64 the backward's 16 MB of packed x.T and dout.T,
@@ -117,15 +108,28 @@ def _scratch(dt: np.dtype, n: int) -> np.ndarray:
     return buf
 
 
-def _backward_kernel(work: int, N: int, D: int, H: int, flags: int, dt: np.dtype, *arrays) -> None:
-    """Run the backward kernel on ``arrays`` (dout, x, W, dx, dW, db): serial
-    below ``PARALLEL_MIN_WORK`` multiply-adds, else parallel with this
-    thread's scratch buffer."""
+class _DynamicBackward(_Dynamic):
+    """The parallel backward kernel, as :class:`_Dynamic`, run with this
+    thread's scratch buffer in place of the caller's empty one (the serial
+    kernel, for small calls, allocates its own: small buffers do not fault)."""
+
+    __slots__ = ()
+
+    def __call__(self, dout, x, W, dx, dW, db, flags, scratch):
+        buf = _scratch(dout.dtype, kernels.backward_scratch_size(dout, x, W, flags))
+        return super().__call__(dout, x, W, dx, dW, db, flags, buf)
+
+
+_DYNAMIC = {
+    kernels.forward_kernels: _Dynamic(kernels.forward_kernels.parallel),
+    kernels.backward_kernels: _DynamicBackward(kernels.backward_kernels.parallel),
+}
+
+
+def _pick(pair, work: int):
     if work < PARALLEL_MIN_WORK or _in_forked_child:
-        kernels.backward_kernels.serial(*arrays, flags, _NO_BIAS[dt])  # allocates its own
-        return
-    need = kernels.backward_scratch_size(N, D, H, flags, dt.itemsize)
-    _DYNAMIC[kernels.backward_kernels](*arrays, flags, _scratch(dt, need))
+        return pair.serial
+    return _DYNAMIC[pair]
 
 
 #: Flags of a full backward pass, indexed by ``H < SHORT_H``.
@@ -434,7 +438,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _backward_kernel(2 * N * D * H, N, D, H, _ALL[H < SHORT_H], dt, dout, x, W, dx, dW, db)
+                _pick(kernels.backward_kernels, 2 * N * D * H)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _NO_BIAS[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -447,9 +451,10 @@ def affine_backward(
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-    _backward_kernel(
-        2 * N * D * H, N, D, H, _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), dt,
-        _contig(d2), _contig(x2), _contig(W), dx.target.reshape(N, D), dW.target, db.target,
+    _pick(kernels.backward_kernels, 2 * N * D * H)(
+        _contig(d2), _contig(x2), _contig(W),
+        dx.target.reshape(N, D), dW.target, db.target,
+        _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _NO_BIAS[dt],
     )
     return dx.finish(), dW.finish(), db.finish()
 
@@ -484,10 +489,8 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
     d2 = _contig(d2)
     Wc = _contig(W)  # also the (unused) dW argument: same array type, no new compilation
-    _backward_kernel(
-        N * D * H, N, D, H, kernels.WANT_DX | _flags(H, False), dt,
-        d2, d2, Wc, dx.target.reshape(N, D), Wc, _NO_BIAS[dt],
-    )
+    kernel = _pick(kernels.backward_kernels, N * D * H)
+    kernel(d2, d2, Wc, dx.target.reshape(N, D), Wc, _NO_BIAS[dt], kernels.WANT_DX | _flags(H, False), _NO_BIAS[dt])
     return dx.finish()
 
 
@@ -523,10 +526,8 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     d2 = _contig(d2)
-    _backward_kernel(
-        N * D * H, N, D, H, kernels.WANT_DW | _flags(H, accumulate), dt,
-        d2, _contig(x2), d2, d2, dW.target, _NO_BIAS[dt],
-    )
+    kernel = _pick(kernels.backward_kernels, N * D * H)
+    kernel(d2, _contig(x2), d2, d2, dW.target, _NO_BIAS[dt], kernels.WANT_DW | _flags(H, accumulate), _NO_BIAS[dt])
     return dW.finish()
 
 
@@ -559,7 +560,8 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     d2 = _contig(d2)
-    _backward_kernel(N * H, N, 0, H, kernels.WANT_DB | _flags(H, accumulate), dt, d2, d2, d2, d2, d2, db.target)
+    kernel = _pick(kernels.backward_kernels, N * H)
+    kernel(d2, d2, d2, d2, d2, db.target, kernels.WANT_DB | _flags(H, accumulate), _NO_BIAS[dt])
     return db.finish()
 
 

@@ -523,10 +523,20 @@ def _scratch_shapes(N, D, H, flags, itemsize):
 
 
 @helper
-def backward_scratch_size(N, D, H, flags, itemsize):
-    """Elements of scratch :func:`_backward` needs for these flags."""
+def _backward_sizes(dout, x, W, flags):
+    """``(N, D, H)`` of a backward call: D from W when dx is wanted, else
+    from x (the partial calls pass stand-ins for the operands they skip)."""
+    N, H = dout.shape
+    D = W.shape[0] if flags & WANT_DX else x.shape[1]
+    return N, D, H
+
+
+@helper
+def backward_scratch_size(dout, x, W, flags):
+    """Elements of scratch :func:`_backward` needs for this call."""
+    N, D, H = _backward_sizes(dout, x, W, flags)
     n = 0
-    for shape in _scratch_shapes(N, D, H, flags, itemsize):
+    for shape in _scratch_shapes(N, D, H, flags, dout.itemsize):
         n += shape[0] * shape[1]
     return n
 
@@ -590,20 +600,19 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
     thread below ``PARALLEL_TRANSPOSE`` elements). Each
     output element is computed by one thread; never split over the batch.
     """
-    N, H = dout.shape
+    N, D, H = _backward_sizes(dout, x, W, flags)
     want_dx = (flags & WANT_DX) != 0
     want_dw = (flags & WANT_DW) != 0
     accumulate = (flags & ACCUMULATE) != 0
     short_h = (flags & SHORT_H) != 0
-    D = W.shape[0] if want_dx else x.shape[1]
     dtype = dout.dtype
     nob = _no_bias(dout)
-    need = backward_scratch_size(N, D, H, flags, dout.itemsize)
-    buf = scratch if scratch.shape[0] >= need else np.empty(need, dtype)
     shape_wt, shape_xt, shape_dt, shape_dwt = _scratch_shapes(N, D, H, flags, dout.itemsize)
     o1 = shape_wt[0] * shape_wt[1]
     o2 = o1 + shape_xt[0] * shape_xt[1]
     o3 = o2 + shape_dt[0] * shape_dt[1]
+    need = o3 + shape_dwt[0] * shape_dwt[1]  # backward_scratch_size
+    buf = scratch if scratch.shape[0] >= need else np.empty(need, dtype)
     Wt = buf[:o1].reshape(shape_wt)
     xt = buf[o1:o2].reshape(shape_xt)
     doutt = buf[o2:o3].reshape(shape_dt)
