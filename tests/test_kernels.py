@@ -96,12 +96,32 @@ def test_reused_scratch_with_stale_contents_does_not_leak(dtype, monkeypatch):
     monkeypatch.setitem(api._scratch_local.__dict__, dt.char, stale)
     for shape in [(101, 300, 37), (7, 64, 20), (53, 1000, 9), (1, 5, 3)]:
         N, D, H = shape
-        x, W, _, dout = make_inputs(N, D, H, dtype)
+        x, W, b, dout = make_inputs(N, D, H, dtype)
         eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
         for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, N, N)):
             assert_matches(got, want, dtype, k)
         assert_matches(na.affine_dw(x, dout), eg[1], dtype, N)
+        ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+        assert_matches(na.affine_forward(x, W, b), ref, dtype, D)
+        W[...] = 0  # updated in place, as by an optimizer: nothing of the old W.T is reused
+        np.testing.assert_array_equal(na.affine_forward(x, W, b), np.broadcast_to(b, (N, H)))
         assert api._scratch(dt, 1) is stale
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(37, 41, 20), (5, 300, 7), (1, 1, 1)])
+def test_forward_kernel_stays_inside_its_scratch(shape, dtype):
+    """The forward packs W.T into ``W.size`` elements of scratch and no more;
+    given less, it allocates its own."""
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    for size in (W.size, W.size - 1, 0):
+        scratch = np.full(size + 16, -7.0, dtype)
+        y = np.empty((N, H), dtype)
+        kernels.forward_kernels.parallel(x, W, b, y, scratch[:size])
+        np.testing.assert_array_equal(scratch[size:], -7.0)
+        assert_matches(y, ref, dtype, D)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -144,7 +164,7 @@ def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype
     for name in ("serial", "parallel"):
         y = np.empty((N, H), dtype)
         dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
-        getattr(kernels.forward_kernels, name)(x, W, b, y)
+        getattr(kernels.forward_kernels, name)(x, W, b, y, np.empty(0, dtype))
         getattr(kernels.backward_kernels, name)(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
         out[name] = (y, dx, dW, db)
     for a, c in zip(out["serial"], out["parallel"]):

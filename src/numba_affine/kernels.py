@@ -57,6 +57,13 @@ AB_COL_TILE = 1024
 AB_KC_BYTES = 65536
 #: Rows of the source per parallel block of a transpose.
 TRANSPOSE_ROWS = 8
+#: Source rows written together when the destination's rows alias in L1
+#: (:func:`_transpose_rows`): 8 float64 fill a whole cache line of the
+#: destination. Serial, median of 9, 4 -> 8 rows: 1024 x 1024 float32
+#: 1.91 -> 1.88 ms, float64 2.91 -> 2.85 ms; 4096 x 256 float32 3.76 -> 1.68 ms;
+#: 512 x 512 0.37 -> 0.24 ms / 0.34 -> 0.25 ms; but 512 x 2048 float32
+#: 3.01 -> 3.46 ms. 16 rows was slower on all but one of 14 shapes.
+ALIASED_TRANSPOSE_ROWS = 8
 #: Transposes of fewer elements run on the calling thread: a parallel loop
 #: costs a thread wake-up (~15 us hot, ~70 us after idle, measured with
 #: passive OpenMP waiting), more than copying this many elements
@@ -348,14 +355,14 @@ def _transpose_rows(src, dst, r0, r1, accumulate):
     ``dst`` being filled stay in L1; except when ``dst``'s row stride is a
     multiple of 512 bytes and it has more than 64 rows (more lines than the
     L1 ways left to them): all its rows then map to a few L1 sets (at
-    1024 x 1024 float64 a column of ``dst`` is one set), so blocks of 4
-    source rows are written a short contiguous run of ``dst`` at a time
-    (measured, serial: 512 x 512 float64 2.3 ms -> 0.33 ms; 784 x 100 stays
-    row by row, 47 us against 91 us blocked).
+    1024 x 1024 float64 a column of ``dst`` is one set), so blocks of
+    ``ALIASED_TRANSPOSE_ROWS`` source rows are written a short contiguous run
+    of ``dst`` at a time (measured, serial: 512 x 512 float64 2.3 ms -> 0.33 ms
+    with blocks of 4; 784 x 100 stays row by row, 47 us against 91 us blocked).
     """
     n = src.shape[1]
     aliased = (dst.shape[1] * dst.itemsize) % 512 == 0 and n > 64
-    step = 4 if aliased else 1
+    step = ALIASED_TRANSPOSE_ROWS if aliased else 1
     for q0 in range(r0, r1, step):
         q1 = min(r1, q0 + step)
         if aliased and accumulate:
@@ -462,7 +469,7 @@ ACCUMULATE = 8
 SHORT_H = 16
 
 
-def _forward(x, W, b, y):
+def _forward(x, W, b, y, scratch):
     """Forward pass ``y = x . W + b``.
 
     Parameters
@@ -471,6 +478,12 @@ def _forward(x, W, b, y):
     W : (D, H) C-contiguous
     b : (H,) bias, or a (0,) array for no bias
     y : (N, H) output, overwritten
+    scratch : 1-D array of x's dtype
+        Room for the packed W.T (``W.size`` elements), overwritten; when it
+        is shorter the kernel allocates its own. ``api`` passes one buffer
+        per thread to the parallel kernel, as for :func:`_backward`: an
+        8 MB W.T (1024 x 1024 float64) allocated per call took ~2000 page
+        faults per call.
 
     Notes
     -----
@@ -478,12 +491,14 @@ def _forward(x, W, b, y):
     of ``TRANSPOSE_ROWS`` rows of W; on the calling thread when W has fewer
     than ``PARALLEL_TRANSPOSE`` elements), so that every output is a dot product
     of two contiguous rows; then the dot form runs over tiles of y, the bias
-    added as each tile is finished. The packed copy lives for this call
-    only: an optimizer may update W in place between calls.
+    added as each tile is finished. W is packed afresh on every call (the
+    buffer may be reused, its contents never are): an optimizer may update
+    W in place between calls.
     """
     N, D = x.shape
     H = W.shape[1]
-    Wt = np.empty((H, D), W.dtype)
+    buf = scratch if scratch.shape[0] >= D * H else np.empty(D * H, W.dtype)
+    Wt = buf[: D * H].reshape((H, D))
     if D * H < PARALLEL_TRANSPOSE:
         _transpose_rows(W, Wt, 0, D, False)
     else:
