@@ -497,8 +497,7 @@ def _forward(x, W, b, y, scratch):
     """
     N, D = x.shape
     H = W.shape[1]
-    buf = scratch if scratch.shape[0] >= D * H else np.empty(D * H, W.dtype)
-    Wt = buf[: D * H].reshape((H, D))
+    Wt = _room(scratch, D * H)[: D * H].reshape((H, D))
     if D * H < PARALLEL_TRANSPOSE:
         _transpose_rows(W, Wt, 0, D, False)
     else:
@@ -510,6 +509,13 @@ def _forward(x, W, b, y, scratch):
     for t in prange(n_tiles):
         i0, i1, j0, j1 = _tile(t, n_rt, rt, N, ct, H, False)
         _abt_tile(x, Wt, y, b, add_bias, False, i0, i1, j0, j1)
+
+
+@helper
+def _room(scratch, need):
+    """The caller's scratch when it holds ``need`` elements, else a new
+    buffer of that size (the kernels' rule for their packing space)."""
+    return scratch if scratch.shape[0] >= need else np.empty(need, scratch.dtype)
 
 
 @helper
@@ -620,14 +626,13 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
     want_dw = (flags & WANT_DW) != 0
     accumulate = (flags & ACCUMULATE) != 0
     short_h = (flags & SHORT_H) != 0
-    dtype = dout.dtype
     nob = _no_bias(dout)
     shape_wt, shape_xt, shape_dt, shape_dwt = _scratch_shapes(N, D, H, flags, dout.itemsize)
     o1 = shape_wt[0] * shape_wt[1]
     o2 = o1 + shape_xt[0] * shape_xt[1]
     o3 = o2 + shape_dt[0] * shape_dt[1]
     need = o3 + shape_dwt[0] * shape_dwt[1]  # backward_scratch_size
-    buf = scratch if scratch.shape[0] >= need else np.empty(need, dtype)
+    buf = _room(scratch, need)
     Wt = buf[:o1].reshape(shape_wt)
     xt = buf[o1:o2].reshape(shape_xt)
     doutt = buf[o2:o3].reshape(shape_dt)
