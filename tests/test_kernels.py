@@ -109,14 +109,16 @@ def test_reused_scratch_with_stale_contents_does_not_leak(dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(37, 41, 20), (5, 300, 7), (1, 1, 1)])
+@pytest.mark.parametrize("shape", [(37, 41, 20), (5, 300, 7), (1, 1, 1), (9, 128, 13)])
 def test_forward_kernel_stays_inside_its_scratch(shape, dtype):
-    """The forward packs W.T into ``W.size`` elements of scratch and no more;
-    given less, it allocates its own."""
+    """The forward packs W.T into ``forward_scratch_size`` elements of scratch
+    and no more; given less, it allocates its own."""
     N, D, H = shape
     x, W, b, _ = make_inputs(N, D, H, dtype)
     ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    for size in (W.size, W.size - 1, 0):
+    need = kernels.forward_scratch_size(D, H, x.itemsize)
+    assert need >= W.size
+    for size in (need, need - 1, 0):
         scratch = np.full(size + 16, -7.0, dtype)
         y = np.empty((N, H), dtype)
         kernels.forward_kernels.parallel(x, W, b, y, scratch[:size])
@@ -186,3 +188,12 @@ def test_transpose_rows_every_branch(shape, accumulate, dtype):
         want = dst0.copy()
         want[:, r0:r1] = src[r0:r1].T + (dst0[:, r0:r1] if accumulate else 0)
         np.testing.assert_array_equal(dst, want)
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 16, 50, 64, 100, 127, 128, 784, 1000, 1024, 4096])
+def test_packed_rows_start_on_a_line_and_avoid_512_byte_strides(n, itemsize):
+    m = kernels.packed_row_length(n, itemsize)
+    assert n <= m < n + 2 * kernels.LINE_BYTES // itemsize
+    assert (m * itemsize) % kernels.LINE_BYTES == 0
+    assert m == 0 or (m * itemsize) % 512 != 0

@@ -132,7 +132,9 @@ class _DynamicForward(_Dynamic):
     __slots__ = ()
 
     def __call__(self, x, W, b, y, scratch):
-        return super().__call__(x, W, b, y, _scratch(W.dtype, W.size))
+        D, H = W.shape
+        buf = _scratch(W.dtype, kernels.forward_scratch_size(D, H, W.itemsize))
+        return super().__call__(x, W, b, y, buf)
 
 
 class _DynamicBackward(_Dynamic):
