@@ -81,7 +81,8 @@ DB_COL_TILE = 256
 #: float32 with N = 100 (12 vectors of 8 and 4 scalar steps) measured
 #: 16.8 us per 100 x 24 tile against 13.1 us with N = 104.
 VECTOR_BYTES = 32
-#: Bytes of a cache line (row starts of the forward's packed W.T).
+#: Bytes of a cache line: the forward's packed W.T rows start on one, and
+#: packed rows of a multiple of 512 bytes get one more (:func:`_off_512`).
 LINE_BYTES = 64
 
 
@@ -482,8 +483,9 @@ def _forward(x, W, b, y, scratch):
     y : (N, H) output, overwritten
     scratch : 1-D array of x's dtype
         Room for the packed W.T (:func:`forward_scratch_size` elements),
-        overwritten; when it is shorter the kernel allocates its own. ``api`` passes one buffer
-        per thread to the parallel kernel, as for :func:`_backward`: an
+        overwritten; when it is shorter the kernel allocates its own.
+        ``api`` passes one buffer per thread to the parallel kernel, as for
+        :func:`_backward`: an
         8 MB W.T (1024 x 1024 float64) allocated per call took ~2000 page
         faults per call.
 
@@ -521,8 +523,10 @@ def _off_512(m, itemsize):
     Rows of a packed copy that long map to a few L1 sets only (a 4 KB row:
     all to one): the dot form's rows then compete for the same 8 ways, and
     a transpose writing a column of them has to block
-    (:func:`_transpose_rows`). Packing a 1024 x 1024 W.T, serial, median
-    of 9: float64 1.91 -> 0.82 ms, float32 1.65 -> 0.59 ms with one line more.
+    (:func:`_transpose_rows`). Packing a 1024 x 1024 W.T as the forward
+    does (2 threads, median of 9): float64 1.91 -> 0.82 ms, float32
+    1.65 -> 0.59 ms with one line more; the product on it did not change
+    measurably.
     """
     lanes = LINE_BYTES // itemsize
     return m + lanes if m > 0 and (m * itemsize) % 512 == 0 else m
