@@ -82,7 +82,7 @@ DB_COL_TILE = 256
 #: 16.8 us per 100 x 24 tile against 13.1 us with N = 104.
 VECTOR_BYTES = 32
 #: Bytes of a cache line: the forward's packed W.T rows start on one, and
-#: packed rows of a multiple of 512 bytes get one more (:func:`_off_512`).
+#: packed rows of a multiple of 512 bytes get one more (:func:`_packed_length`).
 LINE_BYTES = 64
 
 
@@ -485,9 +485,8 @@ def _forward(x, W, b, y, scratch):
         Room for the packed W.T (:func:`forward_scratch_size` elements),
         overwritten; when it is shorter the kernel allocates its own.
         ``api`` passes one buffer per thread to the parallel kernel, as for
-        :func:`_backward`: an
-        8 MB W.T (1024 x 1024 float64) allocated per call took ~2000 page
-        faults per call.
+        :func:`_backward`: an 8 MB W.T (1024 x 1024 float64) allocated per
+        call took ~2000 page faults per call.
 
     Notes
     -----
@@ -517,8 +516,10 @@ def _forward(x, W, b, y, scratch):
 
 
 @helper
-def _off_512(m, itemsize):
-    """``m`` elements, plus one cache line when they make a multiple of 512 bytes.
+def _packed_length(n, itemsize, unit_bytes):
+    """Length, in elements, of a packed row holding ``n`` elements: rounded up
+    to whole units of ``unit_bytes``, plus one cache line when that makes a
+    multiple of 512 bytes.
 
     Rows of a packed copy that long map to a few L1 sets only (a 4 KB row:
     all to one): the dot form's rows then compete for the same 8 ways, and
@@ -528,17 +529,17 @@ def _off_512(m, itemsize):
     1.65 -> 0.59 ms with one line more; the product on it did not change
     measurably.
     """
-    lanes = LINE_BYTES // itemsize
-    return m + lanes if m > 0 and (m * itemsize) % 512 == 0 else m
+    lanes = unit_bytes // itemsize
+    m = _cdiv(n, lanes) * lanes
+    return m + LINE_BYTES // itemsize if m > 0 and (m * itemsize) % 512 == 0 else m
 
 
 @helper
 def packed_row_length(n, itemsize):
-    """Row length, in elements, of the forward's packed W.T for rows of ``n``:
-    rows start on a cache line (``LINE_BYTES``), and :func:`_off_512`. Only
-    the first ``n`` elements of a row are written or read."""
-    lanes = LINE_BYTES // itemsize
-    return _off_512(_cdiv(n, lanes) * lanes, itemsize)
+    """Row length of the forward's packed W.T for rows of ``n`` elements:
+    rows start on a cache line (:func:`_packed_length`). Only the first
+    ``n`` elements of a row are written or read."""
+    return _packed_length(n, itemsize, LINE_BYTES)
 
 
 @helper
@@ -556,10 +557,9 @@ def _room(scratch, need):
 
 @helper
 def _padded(n, itemsize):
-    """``n`` rounded up to a whole number of ``VECTOR_BYTES`` registers,
-    and :func:`_off_512` (the padding is zeros, summed with the rest)."""
-    lanes = VECTOR_BYTES // itemsize
-    return _off_512(_cdiv(n, lanes) * lanes, itemsize)
+    """``n`` rounded up to whole ``VECTOR_BYTES`` registers (:func:`_packed_length`;
+    the padding is zeros, summed with the rest)."""
+    return _packed_length(n, itemsize, VECTOR_BYTES)
 
 
 @helper
