@@ -31,7 +31,10 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _FLOATS = (_F32, _F64)
 _ndarray = np.ndarray
-_NO_BIAS = {dt: np.empty(0, dt) for dt in _FLOATS}
+#: An empty array per dtype, passed where a kernel argument is not used:
+#: no bias, no caller scratch (the serial kernels allocate their own; the
+#: parallel wrappers substitute the thread's buffer), an output not wanted.
+_EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 
 #: Below this much work (multiply-adds; N*D*H per product) a call runs the serial kernel:
 #: waking the threads costs tens of microseconds (passive OpenMP waiting,
@@ -387,7 +390,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                _pick(kernels.forward_kernels, N * D * H)(x, W, b, y, _NO_BIAS[dt])
+                _pick(kernels.forward_kernels, N * D * H)(x, W, b, y, _EMPTY[dt])
                 return y
     if b is None:
         dt = _operands(x=x, W=W)
@@ -405,9 +408,9 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     _pick(kernels.forward_kernels, N * D * H)(
         _contig(x2),
         _contig(W),
-        _NO_BIAS[dt] if b is None else _contig(b),
+        _EMPTY[dt] if b is None else _contig(b),
         y.target.reshape(N, H),
-        _NO_BIAS[dt],
+        _EMPTY[dt],
     )
     return y.finish()
 
@@ -468,7 +471,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, 2 * N * D * H)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _NO_BIAS[dt])
+                _pick(kernels.backward_kernels, 2 * N * D * H)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -484,7 +487,7 @@ def affine_backward(
     _pick(kernels.backward_kernels, 2 * N * D * H)(
         _contig(d2), _contig(x2), _contig(W),
         dx.target.reshape(N, D), dW.target, db.target,
-        _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _NO_BIAS[dt],
+        _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],
     )
     return dx.finish(), dW.finish(), db.finish()
 
@@ -520,7 +523,7 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     d2 = _contig(d2)
     Wc = _contig(W)  # also the (unused) dW argument: same array type, no new compilation
     kernel = _pick(kernels.backward_kernels, N * D * H)
-    kernel(d2, d2, Wc, dx.target.reshape(N, D), Wc, _NO_BIAS[dt], kernels.WANT_DX | _flags(H, False), _NO_BIAS[dt])
+    kernel(d2, d2, Wc, dx.target.reshape(N, D), Wc, _EMPTY[dt], kernels.WANT_DX | _flags(H, False), _EMPTY[dt])
     return dx.finish()
 
 
@@ -557,7 +560,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     d2 = _contig(d2)
     kernel = _pick(kernels.backward_kernels, N * D * H)
-    kernel(d2, _contig(x2), d2, d2, dW.target, _NO_BIAS[dt], kernels.WANT_DW | _flags(H, accumulate), _NO_BIAS[dt])
+    kernel(d2, _contig(x2), d2, d2, dW.target, _EMPTY[dt], kernels.WANT_DW | _flags(H, accumulate), _EMPTY[dt])
     return dW.finish()
 
 
@@ -591,7 +594,7 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     d2 = _contig(d2)
     kernel = _pick(kernels.backward_kernels, N * H)
-    kernel(d2, d2, d2, d2, d2, db.target, kernels.WANT_DB | _flags(H, accumulate), _NO_BIAS[dt])
+    kernel(d2, d2, d2, d2, d2, db.target, kernels.WANT_DB | _flags(H, accumulate), _EMPTY[dt])
     return db.finish()
 
 
@@ -623,6 +626,6 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         for pair in (kernels.forward_kernels, kernels.backward_kernels):
             for kernel in (pair.serial, pair.parallel):
                 if pair is kernels.forward_kernels:
-                    kernel(x, W, b, np.empty((2, 2), dt), _NO_BIAS[dt])
+                    kernel(x, W, b, np.empty((2, 2), dt), _EMPTY[dt])
                 else:
-                    kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _NO_BIAS[dt])
+                    kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _EMPTY[dt])

@@ -590,13 +590,20 @@ def _backward_sizes(dout, x, W, flags):
 
 
 @helper
+def _scratch_offsets(shapes):
+    """Where each packed copy of :func:`_scratch_shapes` ends in the one
+    scratch buffer, in elements; the last offset is the size needed."""
+    o1 = shapes[0][0] * shapes[0][1]
+    o2 = o1 + shapes[1][0] * shapes[1][1]
+    o3 = o2 + shapes[2][0] * shapes[2][1]
+    return o1, o2, o3, o3 + shapes[3][0] * shapes[3][1]
+
+
+@helper
 def backward_scratch_size(dout, x, W, flags):
     """Elements of scratch :func:`_backward` needs for this call."""
     N, D, H = _backward_sizes(dout, x, W, flags)
-    n = 0
-    for shape in _scratch_shapes(N, D, H, flags, dout.itemsize):
-        n += shape[0] * shape[1]
-    return n
+    return _scratch_offsets(_scratch_shapes(N, D, H, flags, dout.itemsize))[3]
 
 
 @helper
@@ -664,11 +671,9 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
     accumulate = (flags & ACCUMULATE) != 0
     short_h = (flags & SHORT_H) != 0
     nob = _no_bias(dout)
-    shape_wt, shape_xt, shape_dt, shape_dwt = _scratch_shapes(N, D, H, flags, dout.itemsize)
-    o1 = shape_wt[0] * shape_wt[1]
-    o2 = o1 + shape_xt[0] * shape_xt[1]
-    o3 = o2 + shape_dt[0] * shape_dt[1]
-    need = o3 + shape_dwt[0] * shape_dwt[1]  # backward_scratch_size
+    shapes = _scratch_shapes(N, D, H, flags, dout.itemsize)
+    shape_wt, shape_xt, shape_dt, shape_dwt = shapes
+    o1, o2, o3, need = _scratch_offsets(shapes)
     buf = _room(scratch, need)
     Wt = buf[:o1].reshape(shape_wt)
     xt = buf[o1:o2].reshape(shape_xt)
