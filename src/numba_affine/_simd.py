@@ -1,0 +1,160 @@
+"""AVX2-width vector values for the kernels' panel form (Numba intrinsics).
+
+Why this exists: the fastest register block for a matrix product is the
+*outer product* form (OpenBLAS's and BLIS's micro-kernels): per step of the
+summed index, two vector loads of a packed panel of B, a broadcast of each
+of six elements of A, twelve FMAs into twelve vector accumulators. Written
+as scalar Numba code, that block is unrolled into scalars and stays scalar:
+Numba turns LLVM's SLP vectorizer off (since 0.57, for miscompilations,
+numba#8852), and the loop vectorizer has no loop to work on. These
+intrinsics let a kernel say "one 256-bit vector" directly; the kernel is
+still an explicit loop over the summed index, and LLVM keeps the twelve
+accumulators in ``ymm`` registers (``inspect_asm``: 2 ``vmovups``, 6
+``vbroadcastss``, 12 ``vfmadd231ps`` per step, no spills).
+
+A vector has ``VECTOR_BYTES`` (32) bytes: 8 float32 or 4 float64 lanes, the
+AVX2 width of the machines this library targets. LLVM lowers the same code
+to two 128-bit halves on a machine without AVX2 (correct, slower).
+
+Every function takes an array and a *flat* element index (row-major
+offset from the array's first element): the kernels pass C-contiguous
+arrays and compute offsets themselves. Nothing is bounds-checked; the
+caller keeps ``index + lanes <= array.size``.
+
+The arithmetic is IEEE: ``vfma`` is ``llvm.fma`` (one rounding, as the
+``contract`` flag allows for scalar code), ``vadd`` a plain ``fadd``; NaN and
+Inf propagate.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, models, register_model
+
+#: Bytes of one vector (an AVX2 ``ymm`` register).
+VECTOR_BYTES = 32
+
+
+class VectorType(types.Type):
+    """A vector of ``VECTOR_BYTES`` bytes of float32 or float64 (Numba type)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = VECTOR_BYTES * 8 // dtype.bitwidth
+        super().__init__(name=f"vector({dtype} x {self.lanes})")
+
+
+@register_model(VectorType)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _element_pointer(context, builder, array_type, array, index_type, index):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.gep(data, [context.cast(builder, index, index_type, types.intp)])
+
+
+def _vector_pointer(context, builder, sig, args):
+    ptr = _element_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+    vector = context.get_value_type(VectorType(sig.args[0].dtype))
+    return builder.bitcast(ptr, vector.as_pointer())
+
+
+@intrinsic
+def vload(typingctx, array, index):
+    """The vector at ``array.flat[index : index + lanes]`` (unaligned load)."""
+    sig = VectorType(array.dtype)(array, index)
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_vector_pointer(context, builder, sig, args), align=array.dtype.bitwidth // 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def vstore(typingctx, array, index, value):
+    """Store ``value`` at ``array.flat[index : index + lanes]`` (unaligned)."""
+    sig = types.void(array, index, value)
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _vector_pointer(context, builder, sig, args), align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, array, index):
+    """A vector with ``array.flat[index]`` in every lane (``vbroadcastss/sd``)."""
+    vector_type = VectorType(array.dtype)
+    sig = vector_type(array, index)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vector = context.get_value_type(vector_type)
+        one = builder.insert_element(ir.Constant(vector, ir.Undefined), builder.load(ptr), ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vector_type.lanes), [0] * vector_type.lanes)
+        return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), mask)
+
+    return sig, codegen
+
+
+@intrinsic
+def vzeros(typingctx, array):
+    """A vector of zeros of ``array``'s dtype."""
+    vector_type = VectorType(array.dtype)
+    sig = vector_type(array)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(vector_type), None)
+
+    return sig, codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """``a * b + c`` lane by lane, rounded once (``llvm.fma``)."""
+    sig = a(a, b, c)
+
+    def codegen(context, builder, sig, args):
+        vector = args[0].type
+        bits = 32 if isinstance(vector.element, ir.FloatType) else 64
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{vector.count}f{bits}"
+        )
+        return builder.call(fn, list(args))
+
+    return sig, codegen
+
+
+@intrinsic
+def vadd(typingctx, a, b):
+    """``a + b`` lane by lane."""
+    sig = a(a, b)
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch_for_write(typingctx, array, index):
+    """Hint the cache line holding ``array.flat[index]`` into L1 for writing."""
+    sig = types.void(array, index)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        # rw = 1 (write), locality = 3 (keep in all levels), cache type = 1 (data)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen

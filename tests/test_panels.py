@@ -1,0 +1,161 @@
+"""The panel form (kernels, "panel form"): the packed outer-product forward
+kernel that api runs for large float32 products. Checked on small shapes,
+directly (both dtypes: the kernel is generic) and through affine_forward with
+the size switch turned down, against the seed's numpy formulas, at every
+edge of its blocks (6-row register blocks, 2-vector panels, k blocks of 512,
+48/96-row and 1024-column tiles)."""
+
+import numba
+import numpy as np
+import pytest
+from reference import DTYPES, SHAPES, assert_matches, forward, make_inputs
+
+import numba_affine as na
+from numba_affine import api, kernels
+from numba_affine._jit import FASTMATH
+from numba_affine.gradcheck import numerical_gradient
+
+#: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193, panel widths
+#: 7/8/9 and 15/16/17 (float64 / float32 panels), k blocks 255/256/257 and
+#: 511/512/513, the 1024-column tile 1023/1025, primes, the seed.
+PANEL_SHAPES = [
+    (1, 1, 1),
+    (5, 7, 15),
+    (6, 8, 16),
+    (7, 9, 17),
+    (20, 50, 10),
+    (47, 255, 33),
+    (48, 256, 64),
+    (49, 257, 65),
+    (97, 511, 7),
+    (193, 40, 20),
+    (13, 513, 1025),
+    (61, 1031, 257),
+    (3, 5, 1023),
+]
+
+
+def _ids(s):
+    return "x".join(map(str, s))
+
+
+def _forward(name, x, W, b, scratch=None):
+    y = np.full((x.shape[0], W.shape[1]), np.nan, x.dtype)
+    scratch = np.empty(0, x.dtype) if scratch is None else scratch
+    getattr(kernels.forward_panel_kernels, name)(x, W, b, y, scratch)
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", PANEL_SHAPES, ids=_ids)
+def test_panel_kernel_matches_the_reference(shape, dtype):
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    y = _forward("serial", x, W, b)
+    assert_matches(y, ey, dtype, D)
+    np.testing.assert_array_equal(_forward("parallel", x, W, b), y)  # same tiles, same order, same bits
+    assert_matches(_forward("parallel", x, W, b[:0]), ey - b, dtype, D)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(48, 256, 64), (13, 513, 1025)], ids=_ids)
+def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype):
+    """The panels fill ``panels_size(D, H)`` elements and no more; stale NaN
+    in a reused buffer never leaks (the padding is written as zeros on every
+    call); a short buffer is replaced by a new one."""
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    need = kernels.panels_size(D, H, x.itemsize)
+    assert need >= W.size
+    for size in (need, need - 1):
+        scratch = np.full(size + 16, np.nan, dtype)
+        scratch[size:] = -7.0
+        y = _forward("parallel", x, W, b, scratch[:size])
+        np.testing.assert_array_equal(scratch[size:], -7.0)
+        assert_matches(y, ey, dtype, D)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype):
+    x, W, b, _ = make_inputs(13, 300, 40, dtype)
+    x[2, 7] = np.nan
+    x[5, 11] = np.inf
+    W[3, 9] = -np.inf
+    with np.errstate(invalid="ignore"):
+        ey = forward(x, W, b)
+    y = _forward("parallel", x, W, b)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ey))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(ey))
+
+
+def test_api_picks_the_panel_form_for_large_float32_forwards_only():
+    big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
+    panel = api._DYNAMIC[kernels.forward_panel_kernels]
+    assert api._pick_forward(big, wide, np.dtype(np.float32)) is panel
+    assert api._pick_forward(big, wide - 1, np.dtype(np.float32)) is not panel
+    assert api._pick_forward(big - 1, wide, np.dtype(np.float32)) is not panel
+    assert api._pick_forward(big, wide, np.dtype(np.float64)) is not panel
+
+
+@pytest.fixture
+def panels_everywhere(monkeypatch):
+    """api runs the panel form for every float32 forward call (parallel twin)."""
+    monkeypatch.setattr(api, "PANEL_MIN_WORK", 0)
+    monkeypatch.setattr(api, "PANEL_MIN_COLUMNS", 0)
+    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids)
+def test_affine_forward_on_the_panel_form(shape, panels_everywhere):
+    dtype = np.float32
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    assert_matches(na.affine_forward(x, W, b), ey, dtype, D)
+    assert_matches(na.affine_forward(x, W), ey - b, dtype, D)
+    x3 = np.asfortranarray(x)
+    W3 = np.zeros((D, 2 * H), dtype)[:, ::2]
+    W3[...] = W
+    assert_matches(na.affine_forward(x3, W3, b), ey, dtype, D)
+    assert x3.flags.f_contiguous and not W3.flags.c_contiguous or W.size <= 1
+
+
+def test_gradients_on_the_panel_form_match_finite_differences(panels_everywhere):
+    """Through the layer's forward (panel form) against central differences,
+    in float32 with its own tolerance."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    W = rng.standard_normal((15, 17)).astype(np.float32)
+    b = rng.standard_normal(17).astype(np.float32)
+    dout = rng.standard_normal((7, 17)).astype(np.float32)
+
+    def loss(x_, W_, b_):
+        return float(np.sum(na.affine_forward(x_, W_, b_).astype(np.float64) * dout))
+
+    dx, dW, db = na.affine_backward(dout, x, W)
+    kw = {"rtol": 2e-2, "atol": 2e-2}
+    np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy(), h=1e-2), **kw)
+    np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy(), h=1e-2), **kw)
+    np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy(), h=1e-2), **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_panel_register_block_is_vector_fma(dtype):
+    """The panel form's register block, compiled afresh (cached code cannot
+    be inspected): 12 vector FMAs on ymm registers per step of k, fed by 6
+    broadcasts, in the machine code of this build."""
+    block = numba.njit(fastmath=set(FASTMATH), error_model="numpy")(kernels._panel_block.py_func)
+    nr = kernels.panel_width(np.dtype(dtype).itemsize)
+    kc = 8
+    Ap = np.ones(kernels.PANEL_ROWS * kc, dtype)
+    Bp = np.ones(nr * kc, dtype)
+    C = np.zeros(kernels.PANEL_ROWS * nr, dtype)
+    block(kc, Ap, 0, Bp, 0, C, 0, nr, True, np.zeros(nr, dtype), 0)
+    np.testing.assert_array_equal(C, kc)
+    asm = block.inspect_asm(block.signatures[0])
+    suffix = "ps" if dtype == np.float32 else "pd"
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and "ymm" in line]
+    assert len(fmas) >= 12
+    assert asm.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) >= 6
