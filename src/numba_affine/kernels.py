@@ -767,9 +767,10 @@ PANEL_ROWS = 6
 #: A's packed block (a tile's rows x k block) 96 / 384 KB (L2: 512 KB).
 PANEL_KC = 512
 #: Rows of A per tile (a multiple of PANEL_ROWS), float32 / float64. 1024^3
-#: forward, one process, median of 7: float32 48 rows 1.00x numpy, 96 rows
-#: 0.93x (2 threads; 11 tiles do not split evenly); float64 96 rows 0.95x
-#: against 0.89x for 48 (1 thread: each panel block is reused by more rows).
+#: forward, one process, median of 7, speed-up over numpy: float32 48 rows
+#: 1.00x, 96 rows 0.93x (2 threads; 11 tiles do not split evenly); float64
+#: 96 rows 0.99x, 48 rows 0.90x (1 thread: each panel block is reused by
+#: more rows).
 PANEL_ROW_TILE_F32 = 48
 PANEL_ROW_TILE_F64 = 96
 #: Columns per tile, in elements (a multiple of both panel widths).
