@@ -16,8 +16,9 @@ from numba_affine._jit import FASTMATH
 from numba_affine.gradcheck import numerical_gradient
 
 #: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193, panel widths
-#: 7/8/9 and 15/16/17 (float64 / float32 panels), k blocks 255/256/257 and
-#: 511/512/513, the 1024-column tile 1023/1025, primes, the seed.
+#: 7/8/9 and 15/16/17 (float64 / float32 panels), k around one block (511/512/513,
+#: 576 in one block, 577 and 1031 cut in two), column tiles 1023/1025 (one)
+#: and 1153 (two), primes, the seed.
 PANEL_SHAPES = [
     (1, 1, 1),
     (5, 7, 15),
@@ -32,6 +33,8 @@ PANEL_SHAPES = [
     (13, 513, 1025),
     (61, 1031, 257),
     (3, 5, 1023),
+    (5, 577, 1153),
+    (50, 576, 40),
 ]
 
 

@@ -171,7 +171,7 @@ _DYNAMIC = {
 #: 0.75 -> 0.62x) nor the backward pass (float32 1024^3 0.76 -> 0.69x);
 #: see the README, "Large products".
 PANEL_MIN_WORK = 1 << 24
-PANEL_MIN_COLUMNS = 64
+PANEL_MIN_COLUMNS = 256
 
 
 def _pick(pair, work: int):

@@ -908,7 +908,7 @@ def _panel_store(C, o, L, overwrite, bias, j0, s0, s1):
 def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
     """Rows ``i0:i1`` x panels ``p0:p1`` of ``C = A . B + bias`` in the panel form.
 
-    A (M x K) is packed per k block of ``PANEL_KC`` steps; B comes packed
+    A (M x K) is packed per k block (:func:`_panel_kc`); B comes packed
     (:func:`_pack_panel`); ``bias`` is padded to whole panels (zeros for no
     bias) and added by the first k block. Loop order (BLIS): k blocks, then
     panels (one panel's block stays in L1), then blocks of 6 rows (A's
@@ -925,11 +925,12 @@ def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
                 C[i, j] = bias[j]
         return
     Cf = C.reshape(M * P)
-    Ap = np.empty(_cdiv(i1 - i0, PANEL_ROWS) * PANEL_ROWS * PANEL_KC, C.dtype)
+    kc_max = _panel_kc(K)
+    Ap = np.empty(_cdiv(i1 - i0, PANEL_ROWS) * PANEL_ROWS * kc_max, C.dtype)
     T = np.empty(PANEL_ROWS * nr, C.dtype)
     zeros = np.zeros(nr, C.dtype)
-    for k0 in range(0, K, PANEL_KC):
-        kc = min(PANEL_KC, K - k0)
+    for k0 in range(0, K, kc_max):
+        kc = min(kc_max, K - k0)
         first = k0 == 0
         _pack_rows(A, i0, i1, k0, kc, Ap)
         for p in range(p0, p1):
@@ -953,12 +954,24 @@ def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
 
 
 @helper
+def _panel_kc(K):
+    """Steps of k per block: K cut into equal blocks of at most 1/8 more than
+    ``PANEL_KC`` (1031 = 516 + 515, not 512 + 512 + 7: a short last block
+    would cost a whole pass over the tile's outputs for a few steps)."""
+    return _cdiv(K, max(1, _cdiv(K, PANEL_KC + PANEL_KC // 8)))
+
+
+@helper
 def _panel_tiles(M, P, itemsize):
     """``(n_col_tiles, panels_per_tile, n_tiles)`` of an M x P output in the panel
     form: ``panel_row_tile`` rows x ``PANEL_COL_TILE`` columns (shape only)."""
-    nr = panel_width(itemsize)
-    per_tile = PANEL_COL_TILE // nr
-    n_ct = _cdiv(_cdiv(P, nr), per_tile)
+    n_pan = _cdiv(P, panel_width(itemsize))
+    # tiles of equal width, up to 1/8 wider than PANEL_COL_TILE: a few
+    # panels past a tile's edge do not make a narrow tile of their own, which
+    # would pack its rows of x again for little work
+    most = PANEL_COL_TILE // panel_width(itemsize)
+    n_ct = _cdiv(n_pan, most + most // 8)
+    per_tile = _cdiv(n_pan, max(n_ct, 1))
     return n_ct, per_tile, _cdiv(M, panel_row_tile(itemsize)) * n_ct
 
 
