@@ -13,8 +13,9 @@ accumulators in ``ymm`` registers (``inspect_asm``: 2 ``vmovups``, 6
 ``vbroadcastss``, 12 ``vfmadd231ps`` per step, no spills).
 
 A vector has ``VECTOR_BYTES`` (32) bytes: 8 float32 or 4 float64 lanes, the
-AVX2 width of the machines this library targets. LLVM lowers the same code
-to two 128-bit halves on a machine without AVX2 (correct, slower).
+AVX2 width of the machines this library targets. On a CPU without AVX2
+or FMA, LLVM legalizes the same vectors into narrower operations or calls
+(correct, slower; not measured here).
 
 Every function takes an array and a *flat* element index (row-major
 offset from the array's first element): the kernels pass C-contiguous

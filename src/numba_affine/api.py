@@ -68,12 +68,15 @@ class _Dynamic:
     finishes early and waits. Dynamic scheduling lets it take more tiles.
     Numba's chunk size is per Python thread; it is set around the call and
     restored (inside a jitted function the setter would defeat the cache).
+    ``size`` is the kernel's scratch rule; the subclasses pass this thread's
+    scratch buffer of that size in place of the caller's empty one.
     """
 
-    __slots__ = ("kernel",)
+    __slots__ = ("kernel", "size")
 
-    def __init__(self, kernel):
+    def __init__(self, kernel, size):
         self.kernel = kernel
+        self.size = size
 
     def __call__(self, *args):
         old = set_parallel_chunksize(1)
@@ -129,14 +132,9 @@ def _scratch(dt: np.dtype, n: int) -> np.ndarray:
 
 class _DynamicForward(_Dynamic):
     """A parallel forward kernel, as :class:`_Dynamic`, run with this
-    thread's scratch buffer (for the packed W) in place of the caller's
-    empty one; ``size(D, H, itemsize)`` is the kernel's scratch rule."""
+    thread's scratch buffer (for the packed W); ``size(D, H, itemsize)``."""
 
-    __slots__ = ("size",)
-
-    def __init__(self, kernel, size):
-        super().__init__(kernel)
-        self.size = size
+    __slots__ = ()
 
     def __call__(self, x, W, b, y, scratch):
         D, H = W.shape
@@ -144,16 +142,16 @@ class _DynamicForward(_Dynamic):
         return super().__call__(x, W, b, y, buf)
 
 
-class _DynamicBackward(_DynamicForward):
-    """A parallel backward kernel, as :class:`_DynamicForward`;
-    ``size(dout, x, W, flags)`` is its scratch rule (the serial kernels, for
-    small calls, allocate their own: small buffers do not fault)."""
+class _DynamicBackward(_Dynamic):
+    """A parallel backward kernel, as :class:`_Dynamic`, run with this
+    thread's scratch buffer; ``size(dout, x, W, flags)`` (the serial kernels,
+    for small calls, allocate their own: small buffers do not fault)."""
 
     __slots__ = ()
 
     def __call__(self, dout, x, W, dx, dW, db, flags, scratch):
         buf = _scratch(dout.dtype, self.size(dout, x, W, flags))
-        return _Dynamic.__call__(self, dout, x, W, dx, dW, db, flags, buf)
+        return super().__call__(dout, x, W, dx, dW, db, flags, buf)
 
 
 _DYNAMIC = {
@@ -167,9 +165,10 @@ _DYNAMIC = {
 #: runs the panel form (kernels, "panel form"). Measured against the dot
 #: form, same process, median of 13 rounds (speed-up over numpy, dot ->
 #: panel): 1024^3 0.79 -> 0.95x, 512^3 0.47 -> 0.59x, 384x1024x384
-#: 0.50 -> 0.56x. Not for float64 (1024^3 0.92 -> 0.87x, 384x1024x384
-#: 0.75 -> 0.62x) nor the backward pass (float32 1024^3 0.76 -> 0.69x);
-#: see the README, "Large products".
+#: 0.50 -> 0.56x; narrower outputs no better (1024x1024x64 0.52 -> 0.39x,
+#: x128 0.43 -> 0.40x, x256 0.60 -> 0.58x). Not for float64 (1024^3
+#: 0.92 -> 0.87x, 384x1024x384 0.75 -> 0.62x) nor the backward pass
+#: (float32 1024^3 0.76 -> 0.69x); see the README, "Performance".
 PANEL_MIN_WORK = 1 << 24
 PANEL_MIN_COLUMNS = 256
 

@@ -4,8 +4,11 @@ Nothing here validates anything: :mod:`numba_affine.api` hands every kernel
 C-contiguous arrays of one dtype (float32 or float64) with matching shapes,
 and scratch buffers of the right size.
 
-Two product shapes do all the work, each written so that LLVM's loop
-vectorizer turns its innermost loop into AVX2 FMAs:
+Three product shapes do the work. The first two are written so that
+LLVM's loop vectorizer turns their innermost loop into AVX2 FMAs; the
+third, the *panel form* (section at the end), is written with explicit
+256-bit vectors (:mod:`numba_affine._simd`) and serves large float32
+forwards:
 
 *dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
     A register block of 4 rows x 3 columns = 12 independent dot products over
@@ -25,6 +28,11 @@ vectorizer turns its innermost loop into AVX2 FMAs:
     ``A[i, k]`` or, with ``a_trans``, as ``A[k, i]``. Needs no transposed
     copy of the row operand; it serves the products whose dot products
     would be too short (H < 16: dx on a packed W.T, dW built transposed).
+
+*panel form* (:func:`_panel_block`), ``C[i:i+6, j:j+2 vectors] += A[i:i+6, k] * B[k, j:...]``
+    OpenBLAS's outer-product block: per step of k, 2 vector loads of a
+    packed panel of B, 6 broadcasts of A, 12 FMAs into 12 ``ymm`` sums
+    that stay in registers for a whole k block.
 
 Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
 parallel variant runs ``prange`` over fixed tiles of the *output*, never over
