@@ -96,10 +96,11 @@ def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype):
 def test_api_picks_the_panel_form_for_large_float32_forwards_only():
     big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
     panel = api._DYNAMIC[kernels.forward_panel_kernels]
-    assert api._pick_forward(big, wide, np.dtype(np.float32)) is panel
-    assert api._pick_forward(big, wide - 1, np.dtype(np.float32)) is not panel
-    assert api._pick_forward(big - 1, wide, np.dtype(np.float32)) is not panel
-    assert api._pick_forward(big, wide, np.dtype(np.float64)) is not panel
+    forward = kernels.forward_kernels
+    assert api._pick(forward, big, wide, np.dtype(np.float32)) is panel
+    assert api._pick(forward, big, wide - 1, np.dtype(np.float32)) is not panel
+    assert api._pick(forward, big - 1, wide, np.dtype(np.float32)) is not panel
+    assert api._pick(forward, big, wide, np.dtype(np.float64)) is not panel
 
 
 @pytest.fixture

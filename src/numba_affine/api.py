@@ -173,18 +173,18 @@ PANEL_MIN_WORK = 1 << 24
 PANEL_MIN_COLUMNS = 256
 
 
-def _pick(pair, work: int):
-    """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``."""
+def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
+    """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``.
+
+    The forward calls pass ``H`` and the dtype: large float32 forwards run
+    the panel form. One function, not two, because it is on every call's
+    path (a second Python call cost ~80 ns at the seed's size, measured).
+    """
+    if work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32:
+        pair = kernels.forward_panel_kernels
     if work < PARALLEL_MIN_WORK or _in_forked_child:
         return pair.serial
     return _DYNAMIC[pair]
-
-
-def _pick_forward(work: int, H: int, dt: np.dtype):
-    """:func:`_pick` for the forward pass: the panel form for large float32 products."""
-    if work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32:
-        return _pick(kernels.forward_panel_kernels, work)
-    return _pick(kernels.forward_kernels, work)
 
 
 #: Flags of a full backward pass, indexed by ``H < SHORT_H``.
@@ -413,7 +413,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                _pick_forward(N * D * H, H, dt)(x, W, b, y, _EMPTY[dt])
+                _pick(kernels.forward_kernels, N * D * H, H, dt)(x, W, b, y, _EMPTY[dt])
                 return y
     if b is None:
         dt = _operands(x=x, W=W)
@@ -428,7 +428,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     N = x2.shape[0]
     inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
     y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
-    _pick_forward(N * D * H, H, dt)(
+    _pick(kernels.forward_kernels, N * D * H, H, dt)(
         _contig(x2),
         _contig(W),
         _EMPTY[dt] if b is None else _contig(b),

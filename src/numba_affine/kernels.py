@@ -805,8 +805,8 @@ def _pack_panel(B, Bp, p):
     ``p * nr ...`` for every k, k-major (``Bp[p*K*nr + k*nr + jj]``), zeros
     past P. Full panels are two vector copies per row of B."""
     K, P = B.shape
-    L = VECTOR_BYTES // Bp.itemsize
-    nr = 2 * L
+    nr = panel_width(Bp.itemsize)
+    L = nr // 2
     j0 = p * nr
     base = p * K * nr
     w = min(nr, P - j0)
@@ -853,8 +853,8 @@ def _panel_block(kc, Ap, a0, Bp, b0, C, c0, ldc, overwrite, bias, j0):
     whole k loop; C is touched once, after it (its lines are prefetched
     before it, so the loads after a long k loop do not wait on L3).
     """
-    L = VECTOR_BYTES // C.itemsize
-    nr = 2 * L
+    nr = panel_width(C.itemsize)
+    L = nr // 2
     for r in range(PANEL_ROWS):
         prefetch_for_write(C, c0 + r * ldc)
         prefetch_for_write(C, c0 + r * ldc + nr - 1)
@@ -925,19 +925,14 @@ def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
     """
     M, K = A.shape
     P = C.shape[1]
-    L = VECTOR_BYTES // C.itemsize
-    nr = 2 * L
-    if K == 0:  # an empty sum
-        for i in range(i0, i1):
-            for j in range(p0 * nr, min(P, p1 * nr)):
-                C[i, j] = bias[j]
-        return
+    nr = panel_width(C.itemsize)
     Cf = C.reshape(M * P)
     kc_max = _panel_kc(K)
     Ap = np.empty(_cdiv(i1 - i0, PANEL_ROWS) * PANEL_ROWS * kc_max, C.dtype)
     T = np.empty(PANEL_ROWS * nr, C.dtype)
     zeros = np.zeros(nr, C.dtype)
-    for k0 in range(0, K, kc_max):
+    # with K = 0 one block of 0 steps runs: C = bias (an empty sum)
+    for k0 in range(0, max(K, 1), kc_max):
         kc = min(kc_max, K - k0)
         first = k0 == 0
         _pack_rows(A, i0, i1, k0, kc, Ap)
@@ -965,14 +960,16 @@ def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
 def _panel_kc(K):
     """Steps of k per block: K cut into equal blocks of at most 1/8 more than
     ``PANEL_KC`` (1031 = 516 + 515, not 512 + 512 + 7: a short last block
-    would cost a whole pass over the tile's outputs for a few steps)."""
-    return _cdiv(K, max(1, _cdiv(K, PANEL_KC + PANEL_KC // 8)))
+    would cost a whole pass over the tile's outputs for a few steps); 1 for
+    K = 0."""
+    return max(1, _cdiv(K, max(1, _cdiv(K, PANEL_KC + PANEL_KC // 8))))
 
 
 @helper
 def _panel_tiles(M, P, itemsize):
-    """``(n_col_tiles, panels_per_tile, n_tiles)`` of an M x P output in the panel
-    form: ``panel_row_tile`` rows x ``PANEL_COL_TILE`` columns (shape only)."""
+    """``(row_tile, n_col_tiles, panels_per_tile, n_tiles)`` of an M x P output in
+    the panel form: :func:`panel_row_tile` rows x about ``PANEL_COL_TILE``
+    columns (shape only)."""
     n_pan = _cdiv(P, panel_width(itemsize))
     # tiles of equal width, up to 1/8 wider than PANEL_COL_TILE: a few
     # panels past a tile's edge do not make a narrow tile of their own, which
@@ -980,7 +977,8 @@ def _panel_tiles(M, P, itemsize):
     most = PANEL_COL_TILE // panel_width(itemsize)
     n_ct = _cdiv(n_pan, most + most // 8)
     per_tile = _cdiv(n_pan, max(n_ct, 1))
-    return n_ct, per_tile, _cdiv(M, panel_row_tile(itemsize)) * n_ct
+    row_tile = panel_row_tile(itemsize)
+    return row_tile, n_ct, per_tile, _cdiv(M, row_tile) * n_ct
 
 
 @helper
@@ -1034,9 +1032,9 @@ def _forward_panels(x, W, b, y, scratch):
     for p in prange(n_pan):
         _pack_panel(W, Bp, p)
     bias = _padded_bias(b, H, x.itemsize)
-    n_ct, per_tile, n_tiles = _panel_tiles(N, H, x.itemsize)
+    row_tile, n_ct, per_tile, n_tiles = _panel_tiles(N, H, x.itemsize)
     for t in prange(n_tiles):
-        i0, i1, p0, p1 = _panel_tile_bounds(t, n_ct, per_tile, N, n_pan, panel_row_tile(x.itemsize))
+        i0, i1, p0, p1 = _panel_tile_bounds(t, n_ct, per_tile, N, n_pan, row_tile)
         _panel_tile(x, Bp, y, bias, i0, i1, p0, p1)
 
 
