@@ -26,6 +26,9 @@ def test_bench_table_for_a_given_shape(capsys):
     assert bench.main(["--only", "--shape", "7x5x3", "--rounds", "1", "--dtype", "float64", "--no-torch"]) == 0
     out = capsys.readouterr().out
     assert "7x5x3" in out and "float64" in out
+    import numba
+
+    assert f"({numba.threading_layer()} threading layer, {numba.get_num_threads()} threads)" in out
 
 
 def test_bench_rejects_a_bad_shape():

@@ -80,13 +80,54 @@ FORK_SCRIPT = textwrap.dedent(
 )
 
 
-def test_forked_children_run_the_kernels(tmp_path):
+@pytest.mark.parametrize("layer", ["default", "omp"])
+def test_forked_children_run_the_kernels(tmp_path, layer):
     script = tmp_path / "fork_after_parallel.py"
     script.write_text(FORK_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fork ok" in proc.stdout
     assert "OpenMP" not in proc.stderr
+
+
+LAYER_SCRIPT = textwrap.dedent(
+    """
+    import numba, numpy as np
+    import numba_affine as na
+    from numba_affine import _jit
+    x = np.random.rand(300, 400); W = np.random.rand(400, 50); b = np.random.rand(50)
+    assert np.allclose(na.affine_forward(x, W, b), x @ W + b)  # large enough for the parallel kernel
+    print(numba.threading_layer(), _jit.TBB_LIBRARY)
+    """
+)
+
+
+def _tbb_installed():
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("tbb")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("setting", [None, "omp"])
+def test_threading_layer_is_tbb_when_installed_unless_the_user_chose(setting):
+    env = dict(os.environ)
+    env.pop("NUMBA_THREADING_LAYER", None)
+    if setting:
+        env["NUMBA_THREADING_LAYER"] = setting
+    proc = subprocess.run([sys.executable, "-c", LAYER_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    layer, library = proc.stdout.split()
+    if setting:
+        assert layer == setting
+    elif _tbb_installed():  # the [tbb] extra: Numba finds the wheel's library through _jit
+        assert layer == "tbb" and library.endswith("libtbb.so.12")
+    else:
+        assert layer == "omp" and library == "None"
 
 
 def test_a_forked_child_uses_the_serial_kernels(monkeypatch):

@@ -32,7 +32,9 @@ never share a cache entry.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import types
 import warnings
 from typing import Callable, NamedTuple
@@ -48,6 +50,54 @@ from typing import Callable, NamedTuple
 # for the spinning default); it only takes effect if OpenMP has not
 # started yet in this process.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _load_tbb() -> str | None:
+    """Make the ``tbb`` wheel's ``libtbb.so.12`` visible to Numba; return its path.
+
+    Numba's default threading layer search tries TBB first, but it finds the
+    library by its soname only, and pip puts the ``tbb`` wheel's library in
+    ``<prefix>/lib``, which is not on the loader path of a virtualenv (or of
+    the base interpreter here). Loaded once by its full path, the soname is
+    known to the process and Numba's own lookup finds it. TBB's idle workers
+    spin for about a millisecond after a parallel loop and then sleep, so
+    back-to-back calls find them awake (GNU OpenMP's passive threads sleep
+    at once and on this host take ~150 ms of calls to run at two-thread
+    speed again; README, Performance). Without the ``tbb`` package (the
+    ``[tbb]`` extra) or off Linux nothing happens, and Numba picks GNU OpenMP
+    as before. ``NUMBA_THREADING_LAYER=omp`` (or any other value) still
+    decides when set.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    for path in _tbb_candidates():
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def _tbb_candidates():
+    """``<prefix>/lib/libtbb.so.12``, else wherever the ``tbb`` distribution put it."""
+    path = os.path.join(sys.prefix, "lib", "libtbb.so.12")
+    if os.path.exists(path):
+        yield path
+        return
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        files = distribution("tbb").files or ()
+    except PackageNotFoundError:
+        return
+    for f in files:
+        if f.name == "libtbb.so.12":
+            yield str(f.locate())
+
+
+#: Where TBB was loaded from, or None (see :func:`_load_tbb`).
+TBB_LIBRARY = _load_tbb()
 
 from numba import njit  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402

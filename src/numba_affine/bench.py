@@ -231,6 +231,18 @@ def plot(rows: Sequence[Row], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def environment() -> str:
+    """One line naming what the table ran on: versions, threading layer, threads."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process
+        layer = "not started"
+    return (f"numpy {np.__version__}, numba {numba.__version__} ({layer} threading layer, "
+            f"{numba.get_num_threads()} threads)")
+
+
 def _parse_shape(text: str) -> tuple[int, int, int]:
     try:
         N, D, H = (int(v) for v in text.lower().split("x"))
@@ -262,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
         rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch, warmup=args.warmup))
     print(format_table(rows))
+    print(environment())
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")
