@@ -1,14 +1,15 @@
 """The panel form (kernels, "panel form"): the packed outer-product forward
-kernel that api runs for large float32 products. Checked on small shapes,
-directly (both dtypes: the kernel is generic) and through affine_forward with
-the size switch turned down, against the seed's numpy formulas, at every
-edge of its blocks (6-row register blocks, 2-vector panels, k blocks of 512,
-48/96-row and 1024-column tiles)."""
+and backward kernels that api runs for large products. Checked on small
+shapes, directly (both dtypes: the kernels are generic) and through
+affine_forward / affine_backward with the size switches turned down,
+against the seed's numpy formulas, at every edge of their blocks (6-row
+register blocks, 2-vector panels, k blocks of 512, 48/96-row and
+1024-column tiles)."""
 
 import numba
 import numpy as np
 import pytest
-from reference import DTYPES, SHAPES, assert_matches, forward, make_inputs
+from reference import DTYPES, SHAPES, assert_matches, backward, forward, make_inputs
 
 import numba_affine as na
 from numba_affine import api, kernels
@@ -103,12 +104,28 @@ def test_api_picks_the_panel_form_for_large_float32_forwards_only():
     assert api._pick(forward, big, wide, np.dtype(np.float64)) is not panel
 
 
+def test_api_picks_the_panel_backward_by_dtype_width_and_work():
+    panel = api._DYNAMIC[kernels.backward_panel_kernels]
+    backward_ = kernels.backward_kernels
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    par, big, h64 = api.PARALLEL_MIN_WORK, api.PANEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F64
+    assert api._pick(backward_, par, api.SHORT_H, f32) is panel
+    assert api._pick(backward_, par, api.SHORT_H - 1, f32) is api._DYNAMIC[backward_]  # short H: axpy form
+    assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
+    assert api._pick(backward_, big, h64, f64) is panel
+    assert api._pick(backward_, big, h64 - 1, f64) is api._DYNAMIC[backward_]
+    assert api._pick(backward_, big - 1, h64, f64) is api._DYNAMIC[backward_]
+    assert api._pick(backward_, big) is api._DYNAMIC[backward_]  # affine_db passes no H, no dtype
+
+
 @pytest.fixture
 def panels_everywhere(monkeypatch):
-    """api runs the panel form for every float32 forward call (parallel twin)."""
+    """api runs the panel forms for every float32 forward call and every
+    backward call with H >= SHORT_H (parallel twins)."""
     monkeypatch.setattr(api, "PANEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PANEL_MIN_COLUMNS", 0)
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)
@@ -163,3 +180,96 @@ def test_panel_register_block_is_vector_fma(dtype):
     fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and "ymm" in line]
     assert len(fmas) >= 12
     assert asm.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) >= 6
+
+
+# ---------------------------------------------------------------- backward
+
+
+def _backward(name, dout, x, W, flags, start=np.nan, scratch=None):
+    N, H = dout.shape
+    D = W.shape[0]
+    dx = np.full((N, D), start, x.dtype)
+    dW = np.full((D, H), start, x.dtype)
+    db = np.full(H, start, x.dtype)
+    scratch = np.empty(0, x.dtype) if scratch is None else scratch
+    getattr(kernels.backward_panel_kernels, name)(dout, x, W, dx, dW, db, flags, scratch)
+    return dx, dW, db
+
+
+ALL = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", PANEL_SHAPES, ids=_ids)
+def test_backward_panel_kernel_matches_the_reference(shape, dtype):
+    N, D, H = shape
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    edx, edW, edb = backward(*(a.astype(np.float64) for a in (dout, x, W)))
+    dx, dW, db = _backward("serial", dout, x, W, ALL)
+    assert_matches(dx, edx, dtype, H)
+    assert_matches(dW, edW, dtype, N)
+    assert_matches(db, edb, dtype, N)
+    for got, want in zip(_backward("parallel", dout, x, W, ALL), (dx, dW, db)):
+        np.testing.assert_array_equal(got, want)  # same tiles, same order, same bits
+    # each part alone, the others untouched; dW and db accumulated
+    only_dx = _backward("parallel", dout, x, W, kernels.WANT_DX)
+    np.testing.assert_array_equal(only_dx[0], dx)
+    assert np.isnan(only_dx[1]).all() and np.isnan(only_dx[2]).all()
+    acc = _backward("parallel", dout, x, W, kernels.WANT_DW | kernels.WANT_DB | kernels.ACCUMULATE, start=1.0)
+    np.testing.assert_array_equal(acc[0], 1.0)
+    assert_matches(acc[1], edW + 1.0, dtype, N)
+    assert_matches(acc[2], edb + 1.0, dtype, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(48, 256, 64), (61, 1031, 257)], ids=_ids)
+def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype):
+    N, D, H = shape
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    edx, edW, _ = backward(*(a.astype(np.float64) for a in (dout, x, W)))
+    need = kernels.backward_panels_size(dout, x, W, ALL)
+    assert need >= W.size + dout.size
+    for size in (need, need - 1):
+        scratch = np.full(size + 16, np.nan, dtype)
+        scratch[size:] = -7.0
+        dx, dW, _ = _backward("parallel", dout, x, W, ALL, scratch=scratch[:size])
+        np.testing.assert_array_equal(scratch[size:], -7.0)
+        assert_matches(dx, edx, dtype, H)
+        assert_matches(dW, edW, dtype, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_panel_kernel_propagates_nan_and_inf_like_numpy(dtype):
+    x, W, _, dout = make_inputs(13, 300, 40, dtype)
+    x[2, 7] = np.nan
+    dout[5, 11] = np.inf
+    W[3, 9] = -np.inf
+    with np.errstate(invalid="ignore"):
+        expected = backward(dout, x, W)
+    for got, want in zip(_backward("parallel", dout, x, W, ALL), expected):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids)
+def test_affine_backward_on_the_panel_form(shape, dtype, panels_everywhere):
+    N, D, H = shape
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    edx, edW, edb = backward(*(a.astype(np.float64) for a in (dout, x, W)))
+    dx, dW, db = na.affine_backward(dout, x, W)
+    assert_matches(dx, edx, dtype, H)
+    assert_matches(dW, edW, dtype, N)
+    assert_matches(db, edb, dtype, N)
+    # strided and F-ordered operands, accumulation into given outputs, partial calls
+    W2 = np.zeros((D, 2 * H), dtype)[:, ::2]
+    W2[...] = W
+    dW_out = np.ones((D, H), dtype)
+    db_out = np.ones(H, dtype)
+    dx2, dW2, db2 = na.affine_backward(np.asfortranarray(dout), np.asfortranarray(x), W2,
+                                       dW_out=dW_out, db_out=db_out, accumulate=True)
+    assert_matches(dx2, edx, dtype, H)
+    assert_matches(dW2, edW + 1.0, dtype, N)
+    assert_matches(db2, edb + 1.0, dtype, N)
+    assert_matches(na.affine_dx(dout, W), edx, dtype, H)
+    assert_matches(na.affine_dw(x, dout), edW, dtype, N)

@@ -158,6 +158,7 @@ _DYNAMIC = {
     kernels.forward_kernels: _DynamicForward(kernels.forward_kernels.parallel, kernels.forward_scratch_size),
     kernels.forward_panel_kernels: _DynamicForward(kernels.forward_panel_kernels.parallel, kernels.panels_size),
     kernels.backward_kernels: _DynamicBackward(kernels.backward_kernels.parallel, kernels.backward_scratch_size),
+    kernels.backward_panel_kernels: _DynamicBackward(kernels.backward_panel_kernels.parallel, kernels.backward_panels_size),
 }
 
 #: The forward pass of float32 products of at least this much work
@@ -167,23 +168,35 @@ _DYNAMIC = {
 #: panel): 1024^3 0.79 -> 0.95x, 512^3 0.47 -> 0.59x, 384x1024x384
 #: 0.50 -> 0.56x; narrower outputs no better (1024x1024x64 0.52 -> 0.39x,
 #: x128 0.43 -> 0.40x, x256 0.60 -> 0.58x). Not for float64 (1024^3
-#: 0.92 -> 0.87x, 384x1024x384 0.75 -> 0.62x) nor the backward pass
-#: (float32 1024^3 0.76 -> 0.69x); see the README, "Performance".
+#: 0.92 -> 0.87x, 384x1024x384 0.75 -> 0.62x); see the README, "Performance".
 PANEL_MIN_WORK = 1 << 24
 PANEL_MIN_COLUMNS = 256
+#: The backward pass runs the panel form (:func:`kernels._backward_panels`)
+#: whenever it runs in parallel and H >= ``SHORT_H`` in float32; in float64
+#: only from ``PANEL_MIN_WORK`` with H >= ``PANEL_BACKWARD_MIN_H_F64``.
+#: Time panel / dot form, same process, random order, median of 11-15
+#: rounds (TBB layer): float32 1024^3 0.93, 512^3 0.82, 256^3 0.85,
+#: 100x784x100 0.71, 2048x512x16 0.73, 1024x128x1024 0.99; float64
+#: 1024^3 0.92, 512^3 0.96, 1024x1024x128 0.89, but 100x784x100 1.05,
+#: 2048x512x16 1.24, 2048x512x32 1.15 (dx's sums over H are short).
+PANEL_BACKWARD_MIN_H_F64 = 64
 
 
 def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
-    """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``.
+    """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``,
+    else the parallel dot form or panel form (the rules above).
 
-    The forward calls pass ``H`` and the dtype: large float32 forwards run
-    the panel form. One function, not two, because it is on every call's
-    path (a second Python call cost ~80 ns at the seed's size, measured).
+    One function, not two, because it is on every call's path (a second
+    Python call cost ~80 ns at the seed's size, measured); the serial case,
+    every small call, is decided first.
     """
-    if work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32:
-        pair = kernels.forward_panel_kernels
     if work < PARALLEL_MIN_WORK or _in_forked_child:
         return pair.serial
+    if pair is kernels.forward_kernels:
+        if work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32:
+            pair = kernels.forward_panel_kernels
+    elif H >= SHORT_H and (dt is _F32 or (work >= PANEL_MIN_WORK and H >= PANEL_BACKWARD_MIN_H_F64)):
+        pair = kernels.backward_panel_kernels
     return _DYNAMIC[pair]
 
 
@@ -494,7 +507,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, 2 * N * D * H)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
+                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -507,7 +520,7 @@ def affine_backward(
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-    _pick(kernels.backward_kernels, 2 * N * D * H)(
+    _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(
         _contig(d2), _contig(x2), _contig(W),
         dx.target.reshape(N, D), dW.target, db.target,
         _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],
@@ -545,7 +558,7 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
     d2 = _contig(d2)
     Wc = _contig(W)  # also the (unused) dW argument: same array type, no new compilation
-    kernel = _pick(kernels.backward_kernels, N * D * H)
+    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt)
     kernel(d2, d2, Wc, dx.target.reshape(N, D), Wc, _EMPTY[dt], kernels.WANT_DX | _flags(H, False), _EMPTY[dt])
     return dx.finish()
 
@@ -582,7 +595,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     d2 = _contig(d2)
-    kernel = _pick(kernels.backward_kernels, N * D * H)
+    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt)
     kernel(d2, _contig(x2), d2, d2, dW.target, _EMPTY[dt], kernels.WANT_DW | _flags(H, accumulate), _EMPTY[dt])
     return dW.finish()
 
@@ -646,12 +659,12 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         b = np.zeros(2, dt)
         dout = np.zeros((2, 2), dt)
         everything = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
-        pairs = [kernels.forward_kernels, kernels.backward_kernels]
-        if dt is _F32:  # the panel form runs only float32 (see PANEL_MIN_WORK)
-            pairs.append(kernels.forward_panel_kernels)
-        for pair in pairs:
-            for kernel in (pair.serial, pair.parallel):
-                if pair is not kernels.backward_kernels:
-                    kernel(x, W, b, np.empty((2, 2), dt), _EMPTY[dt])
-                else:
-                    kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _EMPTY[dt])
+        # what _pick can return: both twins of the dot forms, the parallel
+        # panel forms (the forward's only in float32)
+        forwards = [*kernels.forward_kernels]
+        if dt is _F32:
+            forwards.append(kernels.forward_panel_kernels.parallel)
+        for kernel in forwards:
+            kernel(x, W, b, np.empty((2, 2), dt), _EMPTY[dt])
+        for kernel in (*kernels.backward_kernels, kernels.backward_panel_kernels.parallel):
+            kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _EMPTY[dt])

@@ -783,6 +783,9 @@ PANEL_ROW_TILE_F32 = 48
 PANEL_ROW_TILE_F64 = 96
 #: Columns per tile, in elements (a multiple of both panel widths).
 PANEL_COL_TILE = 1024
+#: Steps of k per run of :func:`_pack_panel_t` (a run's lines of the panel,
+#: 128 x 64 bytes, stay in L1 while the panel's rows of B.T are written).
+PANEL_T_RUN = 128
 
 
 @helper
@@ -841,6 +844,49 @@ def _pack_rows(A, i0, i1, k0, kc, Ap):
             else:
                 for k in range(kc):
                     Ap[base + k * PANEL_ROWS + r] = zero
+
+
+@helper
+def _pack_panel_t(B, Bp, p):
+    """Pack panel ``p`` of B.T into ``Bp`` as :func:`_pack_panel` packs B's
+    (B is P x K here: the panel's columns of B.T are rows ``p * nr ...`` of
+    B). Each row of B is read contiguously, in runs of ``PANEL_T_RUN``
+    steps of k, so the panel's lines being written stay in L1."""
+    P, K = B.shape
+    nr = panel_width(Bp.itemsize)
+    j0 = p * nr
+    base = p * K * nr
+    w = min(nr, P - j0)
+    zero = Bp.dtype.type(0)
+    for k0 in range(0, K, PANEL_T_RUN):
+        k1 = min(K, k0 + PANEL_T_RUN)
+        for jj in range(w):
+            for k in range(k0, k1):
+                Bp[base + k * nr + jj] = B[j0 + jj, k]
+        for jj in range(w, nr):
+            for k in range(k0, k1):
+                Bp[base + k * nr + jj] = zero
+
+
+@helper
+def _pack_cols(A, i0, i1, k0, kc, Ap):
+    """Pack ``A.T[i0:i1, k0:k0+kc]`` into ``Ap`` as :func:`_pack_rows` packs
+    rows (A is K x M here: rows of A.T are columns of A). Rows of A are read
+    contiguously, ``i1 - i0`` elements at a time."""
+    zero = Ap.dtype.type(0)
+    m = i1 - i0
+    full = m // PANEL_ROWS
+    for k in range(kc):
+        for q in range(full):
+            base = q * PANEL_ROWS * kc + k * PANEL_ROWS
+            i = i0 + q * PANEL_ROWS
+            for r in range(PANEL_ROWS):
+                Ap[base + r] = A[k0 + k, i + r]
+        if full * PANEL_ROWS < m:
+            base = full * PANEL_ROWS * kc + k * PANEL_ROWS
+            for r in range(PANEL_ROWS):
+                i = i0 + full * PANEL_ROWS + r
+                Ap[base + r] = A[k0 + k, i] if i < i1 else zero
 
 
 @helper
@@ -913,18 +959,20 @@ def _panel_store(C, o, L, overwrite, bias, j0, s0, s1):
 
 
 @helper
-def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
-    """Rows ``i0:i1`` x panels ``p0:p1`` of ``C = A . B + bias`` in the panel form.
+def _panel_tile(A, a_trans, Bp, C, bias, accumulate, i0, i1, p0, p1):
+    """Rows ``i0:i1`` x panels ``p0:p1`` of ``C = A . B + bias`` in the panel form
+    (``C += A . B`` with ``accumulate``).
 
-    A (M x K) is packed per k block (:func:`_panel_kc`); B comes packed
-    (:func:`_pack_panel`); ``bias`` is padded to whole panels (zeros for no
+    A (M x K; with ``a_trans`` A is K x M and the product uses A.T) is packed
+    per k block (:func:`_panel_kc`); B comes packed (:func:`_pack_panel`,
+    :func:`_pack_panel_t`); ``bias`` is padded to whole panels (zeros for no
     bias) and added by the first k block. Loop order (BLIS): k blocks, then
     panels (one panel's block stays in L1), then blocks of 6 rows (A's
     packed block streams from L2). Edge blocks (fewer rows or columns) are
     computed whole into a small buffer and copied.
     """
-    M, K = A.shape
-    P = C.shape[1]
+    K = A.shape[0] if a_trans else A.shape[1]
+    M, P = C.shape
     nr = panel_width(C.itemsize)
     Cf = C.reshape(M * P)
     kc_max = _panel_kc(K)
@@ -934,8 +982,11 @@ def _panel_tile(A, Bp, C, bias, i0, i1, p0, p1):
     # with K = 0 one block of 0 steps runs: C = bias (an empty sum)
     for k0 in range(0, max(K, 1), kc_max):
         kc = min(kc_max, K - k0)
-        first = k0 == 0
-        _pack_rows(A, i0, i1, k0, kc, Ap)
+        first = k0 == 0 and not accumulate
+        if a_trans:
+            _pack_cols(A, i0, i1, k0, kc, Ap)
+        else:
+            _pack_rows(A, i0, i1, k0, kc, Ap)
         for p in range(p0, p1):
             j0 = p * nr
             w = min(nr, P - j0)
@@ -1035,9 +1086,72 @@ def _forward_panels(x, W, b, y, scratch):
     row_tile, n_ct, per_tile, n_tiles = _panel_tiles(N, H, x.itemsize)
     for t in prange(n_tiles):
         i0, i1, p0, p1 = _panel_tile_bounds(t, n_ct, per_tile, N, n_pan, row_tile)
-        _panel_tile(x, Bp, y, bias, i0, i1, p0, p1)
+        _panel_tile(x, False, Bp, y, bias, False, i0, i1, p0, p1)
+
+
+@helper
+def backward_panels_size(dout, x, W, flags):
+    """Elements of scratch :func:`_backward_panels` needs: W.T in panels
+    (dx) and dout in panels (dW)."""
+    N, D, H = _backward_sizes(dout, x, W, flags)
+    nr = panel_width(dout.itemsize)
+    n_wt = _cdiv(D, nr) * nr * H if flags & WANT_DX else 0
+    n_dp = _cdiv(H, nr) * nr * N if flags & WANT_DW else 0
+    return n_wt + n_dp
+
+
+def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
+    """The backward pass of :func:`_backward` (same arguments, no ``SHORT_H``)
+    with dx and dW in the panel form (large products).
+
+    Notes
+    -----
+    ``dx = dout . W.T``: W.T is packed into panels (:func:`_pack_panel_t`,
+    rows of W read contiguously) and each tile packs its rows of dout.
+    ``dW (+)= x.T . dout``: dout is packed into panels (a straight copy of
+    its rows) and each tile packs its columns of x (:func:`_pack_cols`).
+    One parallel loop packs all the panels; one runs the tiles of dW, then
+    dx, then db. Each output element is summed by one thread, in a fixed
+    order: bitwise identical for any thread count.
+    """
+    N, D, H = _backward_sizes(dout, x, W, flags)
+    want_dx = (flags & WANT_DX) != 0
+    want_dw = (flags & WANT_DW) != 0
+    accumulate = (flags & ACCUMULATE) != 0
+    itemsize = dout.itemsize
+    nr = panel_width(itemsize)
+    n_pd = _cdiv(D, nr) if want_dx else 0
+    n_ph = _cdiv(H, nr) if want_dw else 0
+    n_wt = n_pd * nr * H
+    buf = _room(scratch, n_wt + n_ph * nr * N)
+    Wtp = buf[:n_wt]
+    Dp = buf[n_wt:]
+    for p in prange(n_pd + n_ph):
+        if p < n_pd:
+            _pack_panel_t(W, Wtp, p)
+        else:
+            _pack_panel(dout, Dp, p - n_pd)
+    zeros = _padded_bias(_no_bias(dout), max(D, H), itemsize)
+    n_dw = n_dx = 0
+    dw_rt = dw_ct = dw_pt = dx_rt = dx_ct = dx_pt = 1
+    if want_dw:
+        dw_rt, dw_ct, dw_pt, n_dw = _panel_tiles(D, H, itemsize)
+    if want_dx:
+        dx_rt, dx_ct, dx_pt, n_dx = _panel_tiles(N, D, itemsize)
+    n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
+    for t in prange(n_dw + n_dx + n_db):  # dW tiles, then dx tiles, then db tiles
+        if t < n_dw:
+            i0, i1, p0, p1 = _panel_tile_bounds(t, dw_ct, dw_pt, D, n_ph, dw_rt)
+            _panel_tile(x, True, Dp, dW, zeros, accumulate, i0, i1, p0, p1)
+        elif t < n_dw + n_dx:
+            i0, i1, p0, p1 = _panel_tile_bounds(t - n_dw, dx_ct, dx_pt, N, n_pd, dx_rt)
+            _panel_tile(dout, False, Wtp, dx, zeros, False, i0, i1, p0, p1)
+        else:
+            j0 = (t - n_dw - n_dx) * DB_COL_TILE
+            _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
 
 
 forward_kernels = twin_kernels(_forward)
 backward_kernels = twin_kernels(_backward)
 forward_panel_kernels = twin_kernels(_forward_panels)
+backward_panel_kernels = twin_kernels(_backward_panels)
