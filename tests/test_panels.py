@@ -107,15 +107,18 @@ def test_api_picks_the_panel_form_for_large_float32_forwards_only():
 def test_api_picks_the_panel_backward_by_dtype_width_and_work():
     panel = api._DYNAMIC[kernels.backward_panel_kernels]
     backward_ = kernels.backward_kernels
+    dot = api._DYNAMIC[backward_]
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    par, big, h64 = api.PARALLEL_MIN_WORK, api.PANEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F64
-    assert api._pick(backward_, par, api.SHORT_H, f32) is panel
-    assert api._pick(backward_, par, api.SHORT_H - 1, f32) is api._DYNAMIC[backward_]  # short H: axpy form
-    assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
-    assert api._pick(backward_, big, h64, f64) is panel
-    assert api._pick(backward_, big, h64 - 1, f64) is api._DYNAMIC[backward_]
-    assert api._pick(backward_, big - 1, h64, f64) is api._DYNAMIC[backward_]
-    assert api._pick(backward_, big) is api._DYNAMIC[backward_]  # affine_db passes no H, no dtype
+    par, big = api.PARALLEL_MIN_WORK, api.PANEL_MIN_WORK
+    h64, d64 = api.PANEL_BACKWARD_MIN_H_F64, api.PANEL_BACKWARD_MIN_D_F64
+    assert api._pick(backward_, par, api.SHORT_H, f32, 1) is panel
+    assert api._pick(backward_, par, api.SHORT_H - 1, f32, 1000) is dot  # short H: axpy form
+    assert api._pick(backward_, par - 1, 100, f32, 1000) is backward_.serial
+    assert api._pick(backward_, big, h64, f64, d64) is panel
+    assert api._pick(backward_, big, h64 - 1, f64, d64) is dot
+    assert api._pick(backward_, big, h64, f64, d64 - 1) is dot
+    assert api._pick(backward_, big - 1, h64, f64, d64) is dot
+    assert api._pick(backward_, big) is dot  # affine_db passes no H, no dtype
 
 
 @pytest.fixture
@@ -126,6 +129,7 @@ def panels_everywhere(monkeypatch):
     monkeypatch.setattr(api, "PANEL_MIN_COLUMNS", 0)
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
+    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_D_F64", 0)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)

@@ -8,7 +8,7 @@ Three product shapes do the work. The first two are written so that
 LLVM's loop vectorizer turns their innermost loop into AVX2 FMAs; the
 third, the *panel form* (section at the end), is written with explicit
 256-bit vectors (:mod:`numba_affine._simd`) and serves large float32
-forwards:
+forwards and most parallel backwards:
 
 *dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
     A register block of 4 rows x 3 columns = 12 independent dot products over
@@ -20,7 +20,8 @@ forwards:
     reuse the same rows of A. Measured at 1024^3 float64 (2 threads, kernel
     alone): this layout 55-58 GFLOP/s against 46-52 for 4 KiB blocks and
     128 x 96 tiles visited a column of tiles at a time.
-    Used where the summed dimension is long and contiguous in both operands.
+    Used where the summed dimension is long and contiguous in both operands
+    and the panel form is not (serial calls, float64 forwards, narrow outputs).
 
 *axpy form* (:func:`_ab_tile`), ``C[i, :] += sum_k a(i, k) * B[k, :]``
     Two rows of C are updated from four rows of B at a time (8 FMAs per 4
@@ -764,7 +765,8 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
 #
 # The outer-product register block of OpenBLAS and BLIS, on packed panels,
 # with the vectors of numba_affine._simd. api runs it for the forward pass
-# of large float32 products (api.PANEL_MIN_WORK says where it was measured
+# of large float32 products and for parallel backward passes (api's
+# PANEL_MIN_WORK and PANEL_BACKWARD_MIN_H_F64 say where it was measured
 # faster than the dot form, and where not).
 
 #: Rows of the panel form's register block; its columns are two vectors
@@ -1019,17 +1021,25 @@ def _panel_kc(K):
 @helper
 def _panel_tiles(M, P, itemsize):
     """``(row_tile, n_col_tiles, panels_per_tile, n_tiles)`` of an M x P output in
-    the panel form: :func:`panel_row_tile` rows x about ``PANEL_COL_TILE``
-    columns (shape only)."""
+    the panel form (shape only): rows cut into equal tiles of at most
+    :func:`panel_row_tile` rows (multiples of ``PANEL_ROWS``), columns into
+    equal tiles of about ``PANEL_COL_TILE``; outputs of few row tiles get
+    narrower column tiles, so that there are about ``MIN_TILES`` tiles to
+    share between threads (100 rows in 48-row tiles were 48 + 48 + 4: three
+    tiles, two of them a whole thread's work)."""
     n_pan = _cdiv(P, panel_width(itemsize))
+    n_rt = _cdiv(M, panel_row_tile(itemsize))
+    row_tile = _cdiv(_cdiv(M, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS
     # tiles of equal width, up to 1/8 wider than PANEL_COL_TILE: a few
     # panels past a tile's edge do not make a narrow tile of their own, which
     # would pack its rows of x again for little work
     most = PANEL_COL_TILE // panel_width(itemsize)
     n_ct = _cdiv(n_pan, most + most // 8)
+    if n_rt * n_ct < MIN_TILES:
+        n_ct = max(n_ct, min(_cdiv(MIN_TILES, max(n_rt, 1)), n_pan // 2))
     per_tile = _cdiv(n_pan, max(n_ct, 1))
-    row_tile = panel_row_tile(itemsize)
-    return row_tile, n_ct, per_tile, _cdiv(M, row_tile) * n_ct
+    n_ct = _cdiv(n_pan, max(per_tile, 1))
+    return max(row_tile, PANEL_ROWS), n_ct, per_tile, _cdiv(M, max(row_tile, PANEL_ROWS)) * n_ct
 
 
 @helper
