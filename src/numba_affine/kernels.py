@@ -1029,7 +1029,7 @@ def _panel_tiles(M, P, itemsize):
     tiles, two of them a whole thread's work)."""
     n_pan = _cdiv(P, panel_width(itemsize))
     n_rt = _cdiv(M, panel_row_tile(itemsize))
-    row_tile = _cdiv(_cdiv(M, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS
+    row_tile = max(PANEL_ROWS, _cdiv(_cdiv(M, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS)
     # tiles of equal width, up to 1/8 wider than PANEL_COL_TILE: a few
     # panels past a tile's edge do not make a narrow tile of their own, which
     # would pack its rows of x again for little work
@@ -1039,7 +1039,7 @@ def _panel_tiles(M, P, itemsize):
         n_ct = max(n_ct, min(_cdiv(MIN_TILES, max(n_rt, 1)), n_pan // 2))
     per_tile = _cdiv(n_pan, max(n_ct, 1))
     n_ct = _cdiv(n_pan, max(per_tile, 1))
-    return max(row_tile, PANEL_ROWS), n_ct, per_tile, _cdiv(M, max(row_tile, PANEL_ROWS)) * n_ct
+    return row_tile, n_ct, per_tile, _cdiv(M, row_tile) * n_ct
 
 
 @helper
