@@ -1104,10 +1104,17 @@ def backward_panels_size(dout, x, W, flags):
     """Elements of scratch :func:`_backward_panels` needs: W.T in panels
     (dx) and dout in panels (dW)."""
     N, D, H = _backward_sizes(dout, x, W, flags)
-    nr = panel_width(dout.itemsize)
-    n_wt = _cdiv(D, nr) * nr * H if flags & WANT_DX else 0
-    n_dp = _cdiv(H, nr) * nr * N if flags & WANT_DW else 0
+    n_wt, n_dp = _backward_panel_sizes(N, D, H, flags, dout.itemsize)
     return n_wt + n_dp
+
+
+@helper
+def _backward_panel_sizes(N, D, H, flags, itemsize):
+    """Elements of W.T in panels (dx: K = H, D columns) and of dout in
+    panels (dW: K = N, H columns); 0 for a part not wanted."""
+    n_wt = panels_size(H, D, itemsize) if flags & WANT_DX else 0
+    n_dp = panels_size(N, H, itemsize) if flags & WANT_DW else 0
+    return n_wt, n_dp
 
 
 def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
@@ -1132,8 +1139,8 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     nr = panel_width(itemsize)
     n_pd = _cdiv(D, nr) if want_dx else 0
     n_ph = _cdiv(H, nr) if want_dw else 0
-    n_wt = n_pd * nr * H
-    buf = _room(scratch, n_wt + n_ph * nr * N)
+    n_wt, n_dp = _backward_panel_sizes(N, D, H, flags, itemsize)
+    buf = _room(scratch, n_wt + n_dp)
     Wtp = buf[:n_wt]
     Dp = buf[n_wt:]
     for p in prange(n_pd + n_ph):
