@@ -43,28 +43,34 @@ def _ids(s):
     return "x".join(map(str, s))
 
 
-def _forward(name, x, W, b, scratch=None):
+#: The two panel forwards: x packed per tile, x read in place.
+FORWARDS = {"packed": kernels.forward_panel_kernels, "in place": kernels.forward_direct_kernels}
+
+
+def _forward(name, x, W, b, scratch=None, form="packed"):
     y = np.full((x.shape[0], W.shape[1]), np.nan, x.dtype)
     scratch = np.empty(0, x.dtype) if scratch is None else scratch
-    getattr(kernels.forward_panel_kernels, name)(x, W, b, y, scratch)
+    getattr(FORWARDS[form], name)(x, W, b, y, scratch)
     return y
 
 
+@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", PANEL_SHAPES, ids=_ids)
-def test_panel_kernel_matches_the_reference(shape, dtype):
+@pytest.mark.parametrize("shape", [*PANEL_SHAPES, (129, 300, 40), (257, 64, 31)], ids=_ids)
+def test_panel_kernel_matches_the_reference(shape, dtype, form):
     N, D, H = shape
     x, W, b, _ = make_inputs(N, D, H, dtype)
     ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    y = _forward("serial", x, W, b)
+    y = _forward("serial", x, W, b, form=form)
     assert_matches(y, ey, dtype, D)
-    np.testing.assert_array_equal(_forward("parallel", x, W, b), y)  # same tiles, same order, same bits
-    assert_matches(_forward("parallel", x, W, b[:0]), ey - b, dtype, D)
+    np.testing.assert_array_equal(_forward("parallel", x, W, b, form=form), y)  # same tiles, same order, same bits
+    assert_matches(_forward("parallel", x, W, b[:0], form=form), ey - b, dtype, D)
 
 
+@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(48, 256, 64), (13, 513, 1025)], ids=_ids)
-def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype):
+def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype, form):
     """The panels fill ``panels_size(D, H)`` elements and no more; stale NaN
     in a reused buffer never leaks (the padding is written as zeros on every
     call); a short buffer is replaced by a new one."""
@@ -76,20 +82,22 @@ def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, d
     for size in (need, need - 1):
         scratch = np.full(size + 16, np.nan, dtype)
         scratch[size:] = -7.0
-        y = _forward("parallel", x, W, b, scratch[:size])
+        y = _forward("parallel", x, W, b, scratch[:size], form)
         np.testing.assert_array_equal(scratch[size:], -7.0)
         assert_matches(y, ey, dtype, D)
 
 
+@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype):
+def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype, form):
     x, W, b, _ = make_inputs(13, 300, 40, dtype)
     x[2, 7] = np.nan
     x[5, 11] = np.inf
+    x[12, 3] = np.nan  # the last row: an edge block re-reads it for its missing rows
     W[3, 9] = -np.inf
     with np.errstate(invalid="ignore"):
         ey = forward(x, W, b)
-    y = _forward("parallel", x, W, b)
+    y = _forward("parallel", x, W, b, form=form)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ey))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(ey))
 
@@ -98,10 +106,29 @@ def test_api_picks_the_panel_form_for_large_float32_forwards_only():
     big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
     panel = api._DYNAMIC[kernels.forward_panel_kernels]
     forward = kernels.forward_kernels
-    assert api._pick(forward, big, wide, np.dtype(np.float32)) is panel
-    assert api._pick(forward, big, wide - 1, np.dtype(np.float32)) is not panel
-    assert api._pick(forward, big - 1, wide, np.dtype(np.float32)) is not panel
-    assert api._pick(forward, big, wide, np.dtype(np.float64)) is not panel
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    N = api.DIRECT_MAX_ROWS + 1  # the packed form is for many rows
+    assert api._pick(forward, big, wide, f32, 1000, N) is panel
+    assert api._pick(forward, big, wide - 1, f32, 1000, N) is not panel
+    assert api._pick(forward, big - 1, wide, f32, 1000, N) is not panel
+    assert api._pick(forward, big, wide, f64, 1000, N) is not panel
+    assert api._pick(forward, big, wide, f32, 1024, 100) is panel  # 4 KB rows: not in place
+
+
+def test_api_reads_x_in_place_for_parallel_forwards_of_few_rows():
+    direct = api._DYNAMIC[kernels.forward_direct_kernels]
+    forward = kernels.forward_kernels
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    par, rows, h = api.PARALLEL_MIN_WORK, api.DIRECT_MAX_ROWS, api.SHORT_H
+    for dt in (f32, f64):
+        assert api._pick(forward, par, h, dt, 784, rows) is direct
+        assert api._pick(forward, par, 100, dt, 784, 100) is direct
+        assert api._pick(forward, par - 1, 100, dt, 784, 100) is forward.serial
+        assert api._pick(forward, par, h - 1, dt, 784, 100) is not direct  # short H: dot form
+        assert api._pick(forward, par, 100, dt, 784, rows + 1) is not direct
+    assert api._pick(forward, par, 100, f32, 1024, 100) is not direct  # rows 4 KB apart
+    assert api._pick(forward, par, 100, f64, 512, 100) is not direct
+    assert api._pick(forward, par, 100, f64, 1024 + 8, 100) is direct
 
 
 def test_api_picks_the_panel_backward_by_dtype_width_and_work():
@@ -130,6 +157,50 @@ def panels_everywhere(monkeypatch):
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_D_F64", 0)
+    monkeypatch.setattr(api, "DIRECT_MAX_ROWS", -1)
+
+
+@pytest.fixture
+def direct_everywhere(monkeypatch):
+    """api runs the in-place panel forward for every forward call with
+    H >= SHORT_H (parallel twin), whatever x's row stride."""
+    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(api, "DIRECT_MAX_ROWS", 1 << 40)
+    monkeypatch.setattr(api, "DIRECT_ALIAS_BYTES", 1 << 60)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=_ids)
+def test_affine_forward_reading_x_in_place(shape, dtype, direct_everywhere):
+    N, D, H = shape
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+    assert_matches(na.affine_forward(x, W, b), ey, dtype, D)
+    assert_matches(na.affine_forward(x, W), ey - b, dtype, D)
+    x3 = np.asfortranarray(x)
+    W3 = np.zeros((D, 2 * H), dtype)[:, ::2]
+    W3[...] = W
+    assert_matches(na.affine_forward(x3, W3, b), ey, dtype, D)
+    if x.ndim == 2 and N > 1:  # the layer's N-D input, flattened
+        assert_matches(na.affine_forward(x.reshape(N, 1, D), W, b), ey, dtype, D)
+
+
+def test_gradients_through_the_in_place_forward_match_finite_differences(direct_everywhere):
+    """float64, through the in-place panel forward, against central differences."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 3, 5))
+    W = rng.standard_normal((15, 17))
+    b = rng.standard_normal(17)
+    dout = rng.standard_normal((7, 17))
+
+    def loss(x_, W_, b_):
+        return float(np.sum(na.affine_forward(x_, W_, b_) * dout))
+
+    dx, dW, db = na.affine_backward(dout, x, W)
+    kw = {"rtol": 1e-6, "atol": 1e-6}
+    np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy()), **kw)
+    np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy()), **kw)
+    np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy()), **kw)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)
@@ -177,7 +248,8 @@ def test_panel_register_block_is_vector_fma(dtype):
     Ap = np.ones(kernels.PANEL_ROWS * kc, dtype)
     Bp = np.ones(nr * kc, dtype)
     C = np.zeros(kernels.PANEL_ROWS * nr, dtype)
-    block(kc, Ap, 0, Bp, 0, C, 0, nr, True, np.zeros(nr, dtype), 0)
+    P = kernels.PANEL_ROWS
+    block(kc, Ap, 0, P, 1, P, Bp, 0, nr, C, 0, nr, True, np.zeros(nr, dtype), 0)
     np.testing.assert_array_equal(C, kc)
     asm = block.inspect_asm(block.signatures[0])
     suffix = "ps" if dtype == np.float32 else "pd"
