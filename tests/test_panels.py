@@ -115,7 +115,7 @@ def test_api_picks_the_panel_form_for_large_float32_forwards_only():
     assert api._pick(forward, big, wide, f32, 1024, 100) is panel  # 4 KB rows: not in place
 
 
-def test_api_reads_x_in_place_for_parallel_forwards_of_few_rows():
+def test_api_reads_x_in_place_for_parallel_forwards():
     direct = api._DYNAMIC[kernels.forward_direct_kernels]
     forward = kernels.forward_kernels
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -125,7 +125,11 @@ def test_api_reads_x_in_place_for_parallel_forwards_of_few_rows():
         assert api._pick(forward, par, 100, dt, 784, 100) is direct
         assert api._pick(forward, par - 1, 100, dt, 784, 100) is forward.serial
         assert api._pick(forward, par, h - 1, dt, 784, 100) is not direct  # short H: dot form
-        assert api._pick(forward, par, 100, dt, 784, rows + 1) is not direct
+        assert api._pick(forward, par, 100, dt, 784, 4 * rows) is direct  # the dot form's shapes
+    big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
+    assert api._pick(forward, big, wide, f32, 784, rows) is direct
+    assert api._pick(forward, big, wide, f32, 784, rows + 1) is not direct  # packed form: many rows
+    assert api._pick(forward, big, wide, f64, 784, rows + 1) is direct
     assert api._pick(forward, par, 100, f32, 1024, 100) is not direct  # rows 4 KB apart
     assert api._pick(forward, par, 100, f64, 512, 100) is not direct
     assert api._pick(forward, par, 100, f64, 1024 + 8, 100) is direct
