@@ -185,24 +185,21 @@ PANEL_MIN_COLUMNS = 256
 PANEL_BACKWARD_MIN_H_F64 = 128
 PANEL_BACKWARD_MIN_D_F64 = 256
 #: A parallel forward with H >= ``SHORT_H`` runs the panel form with x read
-#: in place (:func:`kernels._forward_direct`) unless x's rows are a
-#: multiple of ``DIRECT_ALIAS_BYTES`` apart, or the packed panel form's
-#: rule holds and N > ``DIRECT_MAX_ROWS``. Measured against what ran before
-#: (same process, random order, median of 11 rounds, speed-up over numpy,
-#: before -> in place): float32 100x784x100 0.62-0.87 -> 1.02-1.27x,
+#: in place (:func:`kernels._forward_direct`), unless the packed panel
+#: form's rule holds and N > ``DIRECT_MAX_ROWS``. Measured against what ran
+#: before (same process, random order, median of 11 rounds, speed-up over
+#: numpy, before -> in place): float32 100x784x100 0.62-0.87 -> 1.02-1.27x,
 #: 64x512x64 0.42-0.48 -> 0.84-0.95x, 256^3 0.69-0.74 -> 0.86-0.92x,
-#: 200x784x300 0.63-0.75 (packed) -> 0.85-0.91x, 2048x512x64 1.01 ->
-#: 1.11x; float64 100x784x100 0.91-0.92 -> 1.18-1.30x, 64x512x64 0.74-0.79
-#: -> 0.86-1.54x, 256^3 0.92-1.14 -> 1.01-1.09x (a wash). Dot form -> in
-#: place, 11 rounds (numpy strong in that run): 257x784x100 0.52 -> 0.57x
-#: float32 / 0.47 -> 0.54x float64, 1000x784x100 0.51 -> 0.58 / 0.54 ->
-#: 0.64, 512x768x768 float64 0.55 -> 0.88. Against the packed form (float32,
-#: many rows): 512^3 0.83 in place / 0.99 packed, 2048x300x256 0.82 / 1.01,
-#: but 512x768x768 1.04 / 0.88.
+#: 200x784x300 0.63-0.75 (packed) -> 0.85-0.91x; float64 100x784x100
+#: 0.91-0.92 -> 1.18-1.30x, 64x512x64 0.74-0.79 -> 0.86-1.54x. Dot form ->
+#: in place, one run of 11 rounds, float32 / float64: 257x784x100 0.52 ->
+#: 0.57 / 0.47 -> 0.54, 1000x784x100 0.51 -> 0.58 / 0.54 -> 0.64,
+#: 100x1024x100 0.54 -> 0.64 / 0.61 -> 0.69, 1024x1024x128 0.55 -> 0.61 /
+#: 0.42 -> 0.57, 512^3 float64 0.50 -> 0.66, 1024^3 float64 0.83 -> 0.98
+#: (rows 4-8 KB apart included). Against the packed form (float32, many
+#: rows): 1024^3 0.93 in place / 0.95 packed, 512^3 0.63 / 0.64 (0.83 /
+#: 0.99 in another run), 2048x300x256 0.82 / 1.01, 512x768x768 1.04 / 0.88.
 DIRECT_MAX_ROWS = 256
-#: Rows this many bytes apart (D = 1024 float32) fall into the same L1 sets:
-#: 1024x1024x128 float32 0.62-0.72x in place against 0.76x (dot form).
-DIRECT_ALIAS_BYTES = 4096
 
 
 def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0, N: int = 0):
@@ -219,7 +216,7 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0, N
         return pair.serial
     if pair is kernels.forward_kernels:
         packed = work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32
-        if H >= SHORT_H and (D * dt.itemsize) % DIRECT_ALIAS_BYTES and (N <= DIRECT_MAX_ROWS or not packed):
+        if H >= SHORT_H and (N <= DIRECT_MAX_ROWS or not packed):
             pair = kernels.forward_direct_kernels
         elif packed:
             pair = kernels.forward_panel_kernels

@@ -21,8 +21,8 @@ forwards and backwards:
     alone): this layout 55-58 GFLOP/s against 46-52 for 4 KiB blocks and
     128 x 96 tiles visited a column of tiles at a time.
     Used where the summed dimension is long and contiguous in both operands
-    and the panel form is not (serial calls, parallel forwards of short H or
-    of x's rows a multiple of 4 KB apart, float64 backwards of short sums).
+    and the panel form is not (serial calls, parallel forwards of short H,
+    float64 backwards of short sums).
 
 *axpy form* (:func:`_ab_tile`), ``C[i, :] += sum_k a(i, k) * B[k, :]``
     Two rows of C are updated from four rows of B at a time (8 FMAs per 4
@@ -1186,11 +1186,9 @@ def _forward_direct(x, W, b, y, scratch):
     form). Here the register block broadcasts x's elements where they are
     (:func:`_direct_tile`); only W is packed, as a straight vector copy.
     Two parallel loops: W's panels, then tiles of up to
-    ``DIRECT_ROW_TILE`` rows x one panel. api runs it only where x's rows
-    are not 4 KB apart (rows a multiple of 4 KB apart share L1 sets:
-    1024 x 1024 x 128 float32 ran 0.62-0.72x numpy against 0.76x for the
-    dot form). Each element of y is summed by one thread in a fixed order:
-    bitwise identical for any thread count.
+    ``DIRECT_ROW_TILE`` rows x one panel (api's ``DIRECT_MAX_ROWS`` says
+    where it runs). Each element of y is summed by one thread in a fixed
+    order: bitwise identical for any thread count.
     """
     N, D = x.shape
     H = W.shape[1]
