@@ -1,5 +1,6 @@
-"""The panel form (kernels, "panel form"): the packed outer-product forward
-and backward kernels that api runs for large products. Checked on small
+"""The panel form (kernels, "panel form"): the outer-product forward (x read
+in place) and backward (operands packed) kernels that api runs for parallel
+calls. Checked on small
 shapes, directly (both dtypes: the kernels are generic) and through
 affine_forward / affine_backward with the size switches turned down,
 against the seed's numpy formulas, at every edge of their blocks (6-row
@@ -43,34 +44,28 @@ def _ids(s):
     return "x".join(map(str, s))
 
 
-#: The two panel forwards: x packed per tile, x read in place.
-FORWARDS = {"packed": kernels.forward_panel_kernels, "in place": kernels.forward_direct_kernels}
-
-
-def _forward(name, x, W, b, scratch=None, form="packed"):
+def _forward(name, x, W, b, scratch=None):
     y = np.full((x.shape[0], W.shape[1]), np.nan, x.dtype)
     scratch = np.empty(0, x.dtype) if scratch is None else scratch
-    getattr(FORWARDS[form], name)(x, W, b, y, scratch)
+    getattr(kernels.forward_direct_kernels, name)(x, W, b, y, scratch)
     return y
 
 
-@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [*PANEL_SHAPES, (129, 300, 40), (257, 64, 31)], ids=_ids)
-def test_panel_kernel_matches_the_reference(shape, dtype, form):
+def test_panel_kernel_matches_the_reference(shape, dtype):
     N, D, H = shape
     x, W, b, _ = make_inputs(N, D, H, dtype)
     ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    y = _forward("serial", x, W, b, form=form)
+    y = _forward("serial", x, W, b)
     assert_matches(y, ey, dtype, D)
-    np.testing.assert_array_equal(_forward("parallel", x, W, b, form=form), y)  # same tiles, same order, same bits
-    assert_matches(_forward("parallel", x, W, b[:0], form=form), ey - b, dtype, D)
+    np.testing.assert_array_equal(_forward("parallel", x, W, b), y)  # same tiles, same order, same bits
+    assert_matches(_forward("parallel", x, W, b[:0]), ey - b, dtype, D)
 
 
-@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(48, 256, 64), (13, 513, 1025)], ids=_ids)
-def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype, form):
+def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype):
     """The panels fill ``panels_size(D, H)`` elements and no more; stale NaN
     in a reused buffer never leaks (the padding is written as zeros on every
     call); a short buffer is replaced by a new one."""
@@ -82,14 +77,13 @@ def test_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, d
     for size in (need, need - 1):
         scratch = np.full(size + 16, np.nan, dtype)
         scratch[size:] = -7.0
-        y = _forward("parallel", x, W, b, scratch[:size], form)
+        y = _forward("parallel", x, W, b, scratch[:size])
         np.testing.assert_array_equal(scratch[size:], -7.0)
         assert_matches(y, ey, dtype, D)
 
 
-@pytest.mark.parametrize("form", FORWARDS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype, form):
+def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype):
     x, W, b, _ = make_inputs(13, 300, 40, dtype)
     x[2, 7] = np.nan
     x[5, 11] = np.inf
@@ -97,39 +91,19 @@ def test_panel_kernel_propagates_nan_and_inf_like_numpy(dtype, form):
     W[3, 9] = -np.inf
     with np.errstate(invalid="ignore"):
         ey = forward(x, W, b)
-    y = _forward("parallel", x, W, b, form=form)
+    y = _forward("parallel", x, W, b)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ey))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(ey))
-
-
-def test_api_picks_the_panel_form_for_large_float32_forwards_only():
-    big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
-    panel = api._DYNAMIC[kernels.forward_panel_kernels]
-    forward = kernels.forward_kernels
-    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    N = api.DIRECT_MAX_ROWS + 1  # the packed form is for many rows
-    assert api._pick(forward, big, wide, f32, 1000, N) is panel
-    assert api._pick(forward, big, wide - 1, f32, 1000, N) is not panel
-    assert api._pick(forward, big - 1, wide, f32, 1000, N) is not panel
-    assert api._pick(forward, big, wide, f64, 1000, N) is not panel
 
 
 def test_api_reads_x_in_place_for_parallel_forwards():
     direct = api._DYNAMIC[kernels.forward_direct_kernels]
     forward = kernels.forward_kernels
-    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    par, rows, h = api.PARALLEL_MIN_WORK, api.DIRECT_MAX_ROWS, api.SHORT_H
-    for dt in (f32, f64):
-        assert api._pick(forward, par, h, dt, 784, rows) is direct
-        assert api._pick(forward, par, 100, dt, 784, 100) is direct
-        assert api._pick(forward, par - 1, 100, dt, 784, 100) is forward.serial
-        assert api._pick(forward, par, h - 1, dt, 784, 100) is not direct  # short H: dot form
-        assert api._pick(forward, par, 100, dt, 784, 4 * rows) is direct  # the dot form's shapes
-    big, wide = api.PANEL_MIN_WORK, api.PANEL_MIN_COLUMNS
-    assert api._pick(forward, big, wide, f32, 784, rows) is direct
-    assert api._pick(forward, big, wide, f32, 784, rows + 1) is not direct  # packed form: many rows
-    assert api._pick(forward, big, wide, f64, 784, rows + 1) is direct
-    assert api._pick(forward, par, 100, f64, 1024, 1024) is direct
+    par, h = api.PARALLEL_MIN_WORK, api.SHORT_H
+    assert api._pick(forward, par, h) is direct
+    assert api._pick(forward, 1 << 30, 1024) is direct
+    assert api._pick(forward, par - 1, 100) is forward.serial
+    assert api._pick(forward, par, h - 1) is api._DYNAMIC[forward]  # short H: dot form
 
 
 def test_api_picks_the_panel_backward_by_dtype_width_and_work():
@@ -151,27 +125,17 @@ def test_api_picks_the_panel_backward_by_dtype_width_and_work():
 
 @pytest.fixture
 def panels_everywhere(monkeypatch):
-    """api runs the panel forms for every float32 forward call and every
-    backward call with H >= SHORT_H (parallel twins)."""
+    """api runs the panel forms for every forward and backward call with
+    H >= SHORT_H (parallel twins)."""
     monkeypatch.setattr(api, "PANEL_MIN_WORK", 0)
-    monkeypatch.setattr(api, "PANEL_MIN_COLUMNS", 0)
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_D_F64", 0)
-    monkeypatch.setattr(api, "DIRECT_MAX_ROWS", -1)
-
-
-@pytest.fixture
-def direct_everywhere(monkeypatch):
-    """api runs the in-place panel forward for every forward call with
-    H >= SHORT_H (parallel twin)."""
-    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(api, "DIRECT_MAX_ROWS", 1 << 40)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=_ids)
-def test_affine_forward_reading_x_in_place(shape, dtype, direct_everywhere):
+def test_affine_forward_reading_x_in_place(shape, dtype, panels_everywhere):
     N, D, H = shape
     x, W, b, _ = make_inputs(N, D, H, dtype)
     ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
@@ -185,7 +149,7 @@ def test_affine_forward_reading_x_in_place(shape, dtype, direct_everywhere):
         assert_matches(na.affine_forward(x.reshape(N, 1, D), W, b), ey, dtype, D)
 
 
-def test_gradients_through_the_in_place_forward_match_finite_differences(direct_everywhere):
+def test_gradients_through_the_in_place_forward_match_finite_differences(panels_everywhere):
     """float64, through the in-place panel forward, against central differences."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 3, 5))
@@ -201,21 +165,6 @@ def test_gradients_through_the_in_place_forward_match_finite_differences(direct_
     np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy()), **kw)
     np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy()), **kw)
     np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy()), **kw)
-
-
-@pytest.mark.parametrize("shape", SHAPES, ids=_ids)
-def test_affine_forward_on_the_panel_form(shape, panels_everywhere):
-    dtype = np.float32
-    N, D, H = shape
-    x, W, b, _ = make_inputs(N, D, H, dtype)
-    ey = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    assert_matches(na.affine_forward(x, W, b), ey, dtype, D)
-    assert_matches(na.affine_forward(x, W), ey - b, dtype, D)
-    x3 = np.asfortranarray(x)
-    W3 = np.zeros((D, 2 * H), dtype)[:, ::2]
-    W3[...] = W
-    assert_matches(na.affine_forward(x3, W3, b), ey, dtype, D)
-    assert x3.flags.f_contiguous and not W3.flags.c_contiguous or W.size <= 1
 
 
 def test_gradients_on_the_panel_form_match_finite_differences(panels_everywhere):

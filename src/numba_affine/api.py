@@ -156,22 +156,14 @@ class _DynamicBackward(_Dynamic):
 
 _DYNAMIC = {
     kernels.forward_kernels: _DynamicForward(kernels.forward_kernels.parallel, kernels.forward_scratch_size),
-    kernels.forward_panel_kernels: _DynamicForward(kernels.forward_panel_kernels.parallel, kernels.panels_size),
     kernels.forward_direct_kernels: _DynamicForward(kernels.forward_direct_kernels.parallel, kernels.panels_size),
     kernels.backward_kernels: _DynamicBackward(kernels.backward_kernels.parallel, kernels.backward_scratch_size),
     kernels.backward_panel_kernels: _DynamicBackward(kernels.backward_panel_kernels.parallel, kernels.backward_panels_size),
 }
 
-#: The forward pass of float32 products of at least this much work
-#: (multiply-adds, N*D*H) with at least ``PANEL_MIN_COLUMNS`` columns in H
-#: runs the panel form (kernels, "panel form"). Measured against the dot
-#: form, same process, median of 13 rounds (speed-up over numpy, dot ->
-#: panel): 1024^3 0.79 -> 0.95x, 512^3 0.47 -> 0.59x, 384x1024x384
-#: 0.50 -> 0.56x; narrower outputs no better (1024x1024x64 0.52 -> 0.39x,
-#: x128 0.43 -> 0.40x, x256 0.60 -> 0.58x). Not for float64 (1024^3
-#: 0.92 -> 0.87x, 384x1024x384 0.75 -> 0.62x); see the README, "Performance".
+#: Multiply-adds (N*D*H) from which float64 backwards may run the panel
+#: form (below).
 PANEL_MIN_WORK = 1 << 24
-PANEL_MIN_COLUMNS = 256
 #: The backward pass runs the panel form (:func:`kernels._backward_panels`)
 #: whenever it runs in parallel and H >= ``SHORT_H`` in float32; in float64
 #: only from ``PANEL_MIN_WORK`` with H >= ``PANEL_BACKWARD_MIN_H_F64`` and
@@ -185,28 +177,22 @@ PANEL_MIN_COLUMNS = 256
 PANEL_BACKWARD_MIN_H_F64 = 128
 PANEL_BACKWARD_MIN_D_F64 = 256
 #: A parallel forward with H >= ``SHORT_H`` runs the panel form with x read
-#: in place (:func:`kernels._forward_direct`), unless the packed panel
-#: form's rule holds and N > ``DIRECT_MAX_ROWS``. Measured against what ran
+#: in place (:func:`kernels._forward_direct`). Measured against what ran
 #: before (same process, random order, median of 11 rounds, speed-up over
 #: numpy, before -> in place): float32 100x784x100 0.62-0.87 -> 1.02-1.27x,
 #: 64x512x64 0.42-0.48 -> 0.84-0.95x, 256^3 0.69-0.74 -> 0.86-0.92x,
-#: 200x784x300 0.63-0.75 (packed) -> 0.85-0.91x; float64 100x784x100
-#: 0.91-0.92 -> 1.18-1.30x, 64x512x64 0.74-0.79 -> 0.86-1.54x. Dot form ->
-#: in place, one run of 11 rounds, float32 / float64: 257x784x100 0.52 ->
-#: 0.57 / 0.47 -> 0.54, 1000x784x100 0.51 -> 0.58 / 0.54 -> 0.64,
-#: 100x1024x100 0.54 -> 0.64 / 0.61 -> 0.69, 1024x1024x128 0.55 -> 0.61 /
-#: 0.42 -> 0.57, 512^3 float64 0.50 -> 0.66, 1024^3 float64 0.83 -> 0.98
-#: (rows 4-8 KB apart included). Against the packed form (float32, many
-#: rows): 1024^3 0.93 in place / 0.95 packed, 512^3 0.63 / 0.64 (0.83 /
-#: 0.99 in another run), 2048x300x256 0.82 / 1.01, 512x768x768 1.04 / 0.88.
-DIRECT_MAX_ROWS = 256
+#: 200x784x300 0.63-0.75 -> 0.85-0.91x, 1024^3 (packed panel form) 0.92 /
+#: 0.97 -> 1.01 / 1.00x (the bench's method); float64 100x784x100
+#: 0.91-0.92 -> 1.18-1.30x, 64x512x64 0.74-0.79 -> 0.86-1.54x, 512^3
+#: 0.50 -> 0.66x, 1024^3 0.83 -> 0.98x; larger outputs 0.04-0.16 better
+#: than the dot form in both dtypes. Short H keeps the dot form (its
+#: 4x1 column block; the panel form would compute 16 columns for 10).
 
 
-def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0, N: int = 0):
+def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0):
     """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``,
     else the parallel dot form or a panel form (the rules above; the
-    forward calls pass H, the dtype, D and N, the backward calls H, the
-    dtype and D).
+    forward calls pass H, the backward calls also the dtype and D).
 
     One function, not two, because it is on every call's path (a second
     Python call cost ~80 ns at the seed's size, measured); the serial case,
@@ -215,11 +201,8 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0, N
     if work < PARALLEL_MIN_WORK or _in_forked_child:
         return pair.serial
     if pair is kernels.forward_kernels:
-        packed = work >= PANEL_MIN_WORK and H >= PANEL_MIN_COLUMNS and dt is _F32
-        if H >= SHORT_H and (N <= DIRECT_MAX_ROWS or not packed):
+        if H >= SHORT_H:
             pair = kernels.forward_direct_kernels
-        elif packed:
-            pair = kernels.forward_panel_kernels
     elif H >= SHORT_H and (
         dt is _F32
         or (work >= PANEL_MIN_WORK and H >= PANEL_BACKWARD_MIN_H_F64 and D >= PANEL_BACKWARD_MIN_D_F64)
@@ -454,7 +437,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                _pick(kernels.forward_kernels, N * D * H, H, dt, D, N)(x, W, b, y, _EMPTY[dt])
+                _pick(kernels.forward_kernels, N * D * H, H)(x, W, b, y, _EMPTY[dt])
                 return y
     if b is None:
         dt = _operands(x=x, W=W)
@@ -469,7 +452,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     N = x2.shape[0]
     inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
     y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
-    _pick(kernels.forward_kernels, N * D * H, H, dt, D, N)(
+    _pick(kernels.forward_kernels, N * D * H, H)(
         _contig(x2),
         _contig(W),
         _EMPTY[dt] if b is None else _contig(b),
@@ -688,11 +671,8 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         dout = np.zeros((2, 2), dt)
         everything = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
         # what _pick can return: both twins of the dot forms, the parallel
-        # panel forms (the packed forward's only in float32)
-        forwards = [*kernels.forward_kernels, kernels.forward_direct_kernels.parallel]
-        if dt is _F32:
-            forwards.append(kernels.forward_panel_kernels.parallel)
-        for kernel in forwards:
+        # panel forms
+        for kernel in (*kernels.forward_kernels, kernels.forward_direct_kernels.parallel):
             kernel(x, W, b, np.empty((2, 2), dt), _EMPTY[dt])
         for kernel in (*kernels.backward_kernels, kernels.backward_panel_kernels.parallel):
             kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _EMPTY[dt])

@@ -34,8 +34,8 @@ forwards and backwards:
 *panel form* (:func:`_panel_block`), ``C[i:i+6, j:j+2 vectors] += A[i:i+6, k] * B[k, j:...]``
     OpenBLAS's outer-product block: per step of k, 2 vector loads of a
     packed panel of B, 6 broadcasts of A, 12 FMAs into 12 ``ymm`` sums
-    that stay in registers for a whole k block. A is packed per tile
-    (large products) or, in the forward pass, read in place from x's rows
+    that stay in registers for a whole k block. A is packed per tile in
+    the backward pass and read in place from x's rows in the forward pass
     (:func:`_forward_direct`).
 
 Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
@@ -802,7 +802,7 @@ def panel_width(itemsize):
 @helper
 def panels_size(K, P, itemsize):
     """Elements of the packed panels of a K x P right-hand operand (the
-    scratch :func:`_forward_panels` needs for W, K = D and P = H)."""
+    scratch :func:`_forward_direct` needs for W, K = D and P = H)."""
     nr = panel_width(itemsize)
     return _cdiv(P, nr) * nr * K
 
@@ -1142,8 +1142,8 @@ def _panel_tile_bounds(t, n_ct, per_tile, M, n_pan, row_tile):
     return i0, min(M, i0 + row_tile), p0, min(n_pan, p0 + per_tile)
 
 
-def _forward_panels(x, W, b, y, scratch):
-    """Forward pass ``y = x . W + b`` in the panel form (large products).
+def _forward_direct(x, W, b, y, scratch):
+    """Forward pass ``y = x . W + b`` in the panel form, x read in place.
 
     Parameters are as :func:`_forward`; ``scratch`` has room for the packed
     panels of W (:func:`panels_size` ``(D, H)`` elements) or is replaced by
@@ -1151,44 +1151,18 @@ def _forward_panels(x, W, b, y, scratch):
 
     Notes
     -----
-    Two parallel loops: W is packed into panels of 2 vectors' width
-    (k-major, a straight vector copy of W's rows), one panel per iteration;
-    then tiles of y (``panel_row_tile`` rows x ``PANEL_COL_TILE`` columns),
-    each packing its rows of x per k block and running
-    :func:`_panel_tile`. Each element of y is summed by one thread in a
-    fixed order (k blocks in order): bitwise identical for any thread count.
-    """
-    N, D = x.shape
-    H = W.shape[1]
-    nr = panel_width(x.itemsize)
-    n_pan = _cdiv(H, nr)
-    Bp = _room(scratch, n_pan * nr * D)
-    for p in prange(n_pan):
-        _pack_panel(W, Bp, p)
-    bias = _padded_bias(b, H, x.itemsize)
-    row_tile, n_ct, per_tile, n_tiles = _panel_tiles(N, H, x.itemsize)
-    for t in prange(n_tiles):
-        i0, i1, p0, p1 = _panel_tile_bounds(t, n_ct, per_tile, N, n_pan, row_tile)
-        _panel_tile(x, False, Bp, y, bias, False, i0, i1, p0, p1)
-
-
-def _forward_direct(x, W, b, y, scratch):
-    """Forward pass ``y = x . W + b`` in the panel form with x read in place
-    (products of few rows).
-
-    Parameters are as :func:`_forward_panels` (``scratch`` holds W's panels).
-
-    Notes
-    -----
-    The panel forward packs a tile's rows of x for every k block; with few
-    rows a tile serves few panels and the packing cost as much as the
-    products (100 x 784 x 100: packed panel form 1.6x slower than the dot
-    form). Here the register block broadcasts x's elements where they are
-    (:func:`_direct_tile`); only W is packed, as a straight vector copy.
-    Two parallel loops: W's panels, then tiles of up to
-    ``DIRECT_ROW_TILE`` rows x one panel (api's ``DIRECT_MAX_ROWS`` says
-    where it runs). Each element of y is summed by one thread in a fixed
-    order: bitwise identical for any thread count.
+    The backward's panel form packs a tile's rows of its left operand for
+    every k block; for a forward of few rows a tile serves few panels and
+    that packing cost as much as the products (100 x 784 x 100: 1.6x slower
+    than the dot form). Here the register block broadcasts x's elements
+    where they are (:func:`_direct_tile`); only W is packed, as a straight
+    vector copy. With many rows it also beat packing x (the bench's
+    method, 11 rounds, speed-up over numpy, in place / packed, float32:
+    1024^3 1.01 / 0.92 and 1.00 / 0.97, 512^3 1.07 / 1.03, 2048x300x256
+    1.13 / 1.13, 257x784x300 0.97 / 0.79), so the forward has no packed-x
+    variant. Two parallel loops: W's panels, then tiles of up to
+    ``DIRECT_ROW_TILE`` rows x one panel. Each element of y is summed by
+    one thread in a fixed order: bitwise identical for any thread count.
     """
     N, D = x.shape
     H = W.shape[1]
@@ -1277,6 +1251,5 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
 
 forward_kernels = twin_kernels(_forward)
 backward_kernels = twin_kernels(_backward)
-forward_panel_kernels = twin_kernels(_forward_panels)
 forward_direct_kernels = twin_kernels(_forward_direct)
 backward_panel_kernels = twin_kernels(_backward_panels)
