@@ -904,9 +904,10 @@ def _panel_block(kc, A, a0, a_ks, a_rs, rows, Bp, b0, ldb, C, c0, ldc, overwrite
     place: ``a_ks = 1``, ``a_rs = D``); rows past ``rows`` re-read the last
     row (never past A's end; their sums are not stored by the callers). B's
     two vectors at step ``k`` start at ``Bp[b0 + k * ldb]``. The callers
-    pass the strides as constants; LLVM inlines the block into each call
-    and the k loop is the same code for both (unrolled x2, 24 FMAs, no
-    spills; checked with ``inspect_asm``).
+    pass the strides as constants (the in-place forward passes ``rows`` as
+    a variable, see :func:`_direct_tile`); LLVM inlines the block into each
+    call and the k loop is the same code for both (unrolled x2, 24 FMAs,
+    no spills; checked with ``inspect_asm``).
 
     With ``overwrite`` C becomes the sum plus ``bias[j0:j0+2 vectors]``,
     else the sum is added to C. The twelve sums stay in registers for the
@@ -1062,7 +1063,7 @@ def _direct_tile(x, Wp, y, bias, i0, i1, p):
     zeros = np.zeros(nr, y.dtype)
     j0 = p * nr
     w = min(nr, H - j0)
-    kc_max = max(1, _cdiv(D, max(1, _cdiv(D, DIRECT_KC))))
+    kc_max = _equal_blocks(D, DIRECT_KC)
     for k0 in range(0, max(D, 1), kc_max):  # D = 0: one block of 0 steps, y = b
         kc = min(kc_max, D - k0)
         first = k0 == 0
@@ -1088,7 +1089,22 @@ def _panel_kc(K):
     ``PANEL_KC`` (1031 = 516 + 515, not 512 + 512 + 7: a short last block
     would cost a whole pass over the tile's outputs for a few steps); 1 for
     K = 0."""
-    return max(1, _cdiv(K, max(1, _cdiv(K, PANEL_KC + PANEL_KC // 8))))
+    return _equal_blocks(K, PANEL_KC + PANEL_KC // 8)
+
+
+@helper
+def _equal_blocks(n, most):
+    """Size of ``n`` cut into the fewest equal blocks of at most ``most``
+    (1 for n = 0)."""
+    return max(1, _cdiv(n, max(1, _cdiv(n, most))))
+
+
+@helper
+def _row_tile(M, most):
+    """Rows per tile: M cut into equal tiles of at most ``most`` rows, each a
+    multiple of ``PANEL_ROWS``."""
+    n_rt = _cdiv(M, most)
+    return max(PANEL_ROWS, _cdiv(_cdiv(M, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS)
 
 
 @helper
@@ -1102,7 +1118,7 @@ def _panel_tiles(M, P, itemsize):
     tiles, two of them a whole thread's work)."""
     n_pan = _cdiv(P, panel_width(itemsize))
     n_rt = _cdiv(M, panel_row_tile(itemsize))
-    row_tile = max(PANEL_ROWS, _cdiv(_cdiv(M, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS)
+    row_tile = _row_tile(M, panel_row_tile(itemsize))
     # tiles of equal width, up to 1/8 wider than PANEL_COL_TILE: a few
     # panels past a tile's edge do not make a narrow tile of their own, which
     # would pack its rows of x again for little work
@@ -1172,12 +1188,10 @@ def _forward_direct(x, W, b, y, scratch):
     for p in prange(n_pan):
         _pack_panel(W, Wp, p)
     bias = _padded_bias(b, H, x.itemsize)
-    n_rt = _cdiv(N, DIRECT_ROW_TILE)
-    row_tile = _cdiv(_cdiv(N, max(n_rt, 1)), PANEL_ROWS) * PANEL_ROWS
-    for t in prange(n_rt * n_pan):
-        ti = t // n_pan
-        i0 = ti * row_tile
-        _direct_tile(x, Wp, y, bias, i0, min(N, i0 + row_tile), t - ti * n_pan)
+    row_tile = _row_tile(N, DIRECT_ROW_TILE)
+    for t in prange(_cdiv(N, row_tile) * n_pan):
+        i0, i1, p, _ = _panel_tile_bounds(t, n_pan, 1, N, n_pan, row_tile)
+        _direct_tile(x, Wp, y, bias, i0, i1, p)
 
 
 @helper
