@@ -149,41 +149,27 @@ def test_affine_forward_reading_x_in_place(shape, dtype, panels_everywhere):
         assert_matches(na.affine_forward(x.reshape(N, 1, D), W, b), ey, dtype, D)
 
 
-def test_gradients_through_the_in_place_forward_match_finite_differences(panels_everywhere):
-    """float64, through the in-place panel forward, against central differences."""
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((7, 3, 5))
-    W = rng.standard_normal((15, 17))
-    b = rng.standard_normal(17)
-    dout = rng.standard_normal((7, 17))
-
-    def loss(x_, W_, b_):
-        return float(np.sum(na.affine_forward(x_, W_, b_) * dout))
-
-    dx, dW, db = na.affine_backward(dout, x, W)
-    kw = {"rtol": 1e-6, "atol": 1e-6}
-    np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy()), **kw)
-    np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy()), **kw)
-    np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy()), **kw)
-
-
-def test_gradients_on_the_panel_form_match_finite_differences(panels_everywhere):
-    """Through the layer's forward (panel form) against central differences,
-    in float32 with its own tolerance."""
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((7, 3, 5)).astype(np.float32)
-    W = rng.standard_normal((15, 17)).astype(np.float32)
-    b = rng.standard_normal(17).astype(np.float32)
-    dout = rng.standard_normal((7, 17)).astype(np.float32)
+@pytest.mark.parametrize(
+    ("dtype", "seed", "h", "tol"),
+    [(np.float64, 5, 1e-4, 1e-6), (np.float32, 3, 1e-2, 2e-2)],  # float32: its own step and tolerance
+)
+def test_gradients_on_the_panel_forms_match_finite_differences(dtype, seed, h, tol, panels_everywhere):
+    """The backward (panel form) against central differences of the
+    forward (panel form, x read in place)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((7, 3, 5)).astype(dtype)
+    W = rng.standard_normal((15, 17)).astype(dtype)
+    b = rng.standard_normal(17).astype(dtype)
+    dout = rng.standard_normal((7, 17)).astype(dtype)
 
     def loss(x_, W_, b_):
         return float(np.sum(na.affine_forward(x_, W_, b_).astype(np.float64) * dout))
 
     dx, dW, db = na.affine_backward(dout, x, W)
-    kw = {"rtol": 2e-2, "atol": 2e-2}
-    np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy(), h=1e-2), **kw)
-    np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy(), h=1e-2), **kw)
-    np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy(), h=1e-2), **kw)
+    kw = {"rtol": tol, "atol": tol}
+    np.testing.assert_allclose(dx, numerical_gradient(lambda a: loss(a, W, b), x.copy(), h=h), **kw)
+    np.testing.assert_allclose(dW, numerical_gradient(lambda a: loss(x, a, b), W.copy(), h=h), **kw)
+    np.testing.assert_allclose(db, numerical_gradient(lambda a: loss(x, W, a), b.copy(), h=h), **kw)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -779,8 +779,10 @@ PANEL_ROWS = 6
 #: Steps of k per block: a panel's block (k block x 2 vectors) is 32 KB,
 #: A's packed block (a tile's rows x k block) 96 / 384 KB (L2: 512 KB).
 PANEL_KC = 512
-#: Rows of A per tile (a multiple of PANEL_ROWS), float32 / float64. 1024^3
-#: forward, one process, median of 7, speed-up over numpy: float32 48 rows
+#: Rows of A per tile of the (backward's) packed panel form (a multiple of
+#: PANEL_ROWS), float32 / float64. Chosen on the packed panel forward of
+#: 0f58fcb (since replaced by :func:`_forward_direct`), 1024^3, one
+#: process, median of 7, speed-up over numpy: float32 48 rows
 #: 1.00x, 96 rows 0.93x (2 threads; 11 tiles do not split evenly); float64
 #: 96 rows 0.99x, 48 rows 0.90x (1 thread: each panel block is reused by
 #: more rows).
