@@ -1,11 +1,11 @@
 """The panel form (kernels, "panel form"): the outer-product forward (x read
-in place) and backward (operands packed) kernels that api runs for parallel
-calls. Checked on small
-shapes, directly (both dtypes: the kernels are generic) and through
+in place) and backward (dout read in place for dx, x packed transposed for
+dW) kernels that api runs for parallel calls. Checked on small shapes,
+directly (both dtypes: the kernels are generic) and through
 affine_forward / affine_backward with the size switches turned down,
 against the seed's numpy formulas, at every edge of their blocks (6-row
-register blocks, 2-vector panels, k blocks of 512, 48/96-row and
-1024-column tiles)."""
+register blocks, 2-vector panels, k blocks of up to 1024, 128-row tiles,
+the transposing packer's square blocks of 8 / 4 and its runs of 32 rows)."""
 
 import numba
 import numpy as np
@@ -15,12 +15,13 @@ from reference import DTYPES, SHAPES, assert_matches, backward, forward, make_in
 import numba_affine as na
 from numba_affine import api, kernels
 from numba_affine._jit import FASTMATH
+from numba_affine._simd import vtranspose
 from numba_affine.gradcheck import numerical_gradient
 
-#: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193, panel widths
-#: 7/8/9 and 15/16/17 (float64 / float32 panels), k around one block (511/512/513,
-#: 576 in one block, 577 and 1031 cut in two), column tiles 1023/1025 (one)
-#: and 1153 (two), primes, the seed.
+#: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193 (and D for
+#: dW: 255-257, 511/513, 1031 in 128-row tiles), panel widths 7/8/9 and
+#: 15/16/17 (float64 / float32 panels), k blocks (1023/1025 in one, 1031 and
+#: 1153 cut in two), primes, the seed.
 PANEL_SHAPES = [
     (1, 1, 1),
     (5, 7, 15),
@@ -106,31 +107,27 @@ def test_api_reads_x_in_place_for_parallel_forwards():
     assert api._pick(forward, par, h - 1) is api._DYNAMIC[forward]  # short H: dot form
 
 
-def test_api_picks_the_panel_backward_by_dtype_width_and_work():
+def test_api_picks_the_panel_backward_by_dtype_and_width():
     panel = api._DYNAMIC[kernels.backward_panel_kernels]
     backward_ = kernels.backward_kernels
     dot = api._DYNAMIC[backward_]
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    par, big = api.PARALLEL_MIN_WORK, api.PANEL_MIN_WORK
-    h64, d64 = api.PANEL_BACKWARD_MIN_H_F64, api.PANEL_BACKWARD_MIN_D_F64
-    assert api._pick(backward_, par, api.SHORT_H, f32, 1) is panel
-    assert api._pick(backward_, par, api.SHORT_H - 1, f32, 1000) is dot  # short H: axpy form
-    assert api._pick(backward_, par - 1, 100, f32, 1000) is backward_.serial
-    assert api._pick(backward_, big, h64, f64, d64) is panel
-    assert api._pick(backward_, big, h64 - 1, f64, d64) is dot
-    assert api._pick(backward_, big, h64, f64, d64 - 1) is dot
-    assert api._pick(backward_, big - 1, h64, f64, d64) is dot
-    assert api._pick(backward_, big) is dot  # affine_db passes no H, no dtype
+    par, h64 = api.PARALLEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F64
+    assert api._pick(backward_, par, api.SHORT_H, f32) is panel
+    assert api._pick(backward_, par, api.SHORT_H - 1, f32) is dot  # short H: axpy form
+    assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
+    assert api._pick(backward_, par, h64, f64) is panel
+    assert api._pick(backward_, 1 << 30, h64 - 1, f64) is dot
+    assert api._pick(backward_, par - 1, h64, f64) is backward_.serial
+    assert api._pick(backward_, par) is dot  # affine_db passes no H, no dtype
 
 
 @pytest.fixture
 def panels_everywhere(monkeypatch):
     """api runs the panel forms for every forward and backward call with
     H >= SHORT_H (parallel twins)."""
-    monkeypatch.setattr(api, "PANEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
-    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_D_F64", 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -211,7 +208,7 @@ ALL = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", PANEL_SHAPES, ids=_ids)
+@pytest.mark.parametrize("shape", [*PANEL_SHAPES, (1031, 20, 17)], ids=_ids)
 def test_backward_panel_kernel_matches_the_reference(shape, dtype):
     N, D, H = shape
     x, W, _, dout = make_inputs(N, D, H, dtype)
@@ -239,7 +236,7 @@ def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents
     x, W, _, dout = make_inputs(N, D, H, dtype)
     edx, edW, _ = backward(*(a.astype(np.float64) for a in (dout, x, W)))
     need = kernels.backward_panels_size(dout, x, W, ALL)
-    assert need >= W.size + dout.size
+    assert need >= W.size + dout.size + x.size  # W.T and dout in panels, x.T
     for size in (need, need - 1):
         scratch = np.full(size + 16, np.nan, dtype)
         scratch[size:] = -7.0
@@ -247,6 +244,25 @@ def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents
         np.testing.assert_array_equal(scratch[size:], -7.0)
         assert_matches(dx, edx, dtype, H)
         assert_matches(dW, edW, dtype, N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vtranspose_moves_one_square_block_and_nothing_else(dtype):
+    @numba.njit
+    def transpose(src, s0, ss, dst, d0, ds):
+        vtranspose(src, s0, ss, dst, d0, ds)
+
+    lanes = 32 // np.dtype(dtype).itemsize
+    src = np.arange(300, dtype=dtype)
+    dst = np.full(400, -1.0, dtype)
+    transpose(src, 3, 17, dst, 5, 13)  # odd offsets and strides: unaligned
+    block = np.array([[src[3 + r * 17 + c] for c in range(lanes)] for r in range(lanes)])
+    rows = np.array([[dst[5 + c * 13 + r] for r in range(lanes)] for c in range(lanes)])
+    np.testing.assert_array_equal(rows, block.T)
+    written = np.zeros(400, bool)
+    for c in range(lanes):
+        written[5 + c * 13 : 5 + c * 13 + lanes] = True
+    np.testing.assert_array_equal(dst[~written], -1.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

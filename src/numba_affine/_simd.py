@@ -159,3 +159,56 @@ def prefetch_for_write(typingctx, array, index):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def vtranspose(typingctx, src, s0, ss, dst, d0, ds):
+    """Copy a square block of ``lanes x lanes`` elements transposed: row ``r``
+    of the source (``src.flat[s0 + r * ss :]``, one vector) becomes column
+    ``r`` of the destination (rows at ``dst.flat[d0 + c * ds :]``).
+
+    Loads ``lanes`` vectors, swaps their off-diagonal blocks in log2(lanes)
+    rounds of ``shufflevector`` (halves, quarters, ...: ``vperm2f128``,
+    ``vshufps`` / ``vunpck`` on AVX2) and stores ``lanes`` vectors: no
+    scalar element moves. ``src`` and ``dst`` have one dtype.
+    """
+    sig = types.void(src, s0, ss, dst, d0, ds)
+    lanes = VectorType(src.dtype).lanes
+
+    def codegen(context, builder, sig, args):
+        src_a, s0_v, ss_v, dst_a, d0_v, ds_v = args
+        intp = context.get_value_type(types.intp)
+        vector = context.get_value_type(VectorType(sig.args[0].dtype))
+        s0_i = context.cast(builder, s0_v, sig.args[1], types.intp)
+        ss_i = context.cast(builder, ss_v, sig.args[2], types.intp)
+        d0_i = context.cast(builder, d0_v, sig.args[4], types.intp)
+        ds_i = context.cast(builder, ds_v, sig.args[5], types.intp)
+        align = sig.args[0].dtype.bitwidth // 8
+
+        def pointer(array_type, array, index):
+            ptr = _element_pointer(context, builder, array_type, array, types.intp, index)
+            return builder.bitcast(ptr, vector.as_pointer())
+
+        rows = []
+        for r in range(lanes):
+            index = builder.add(s0_i, builder.mul(ss_i, ir.Constant(intp, r)))
+            rows.append(builder.load(pointer(sig.args[0], src_a, index), align=align))
+        i32 = ir.IntType(32)
+        d = lanes // 2
+        while d >= 1:
+            low = [c if c & d == 0 else lanes + c - d for c in range(lanes)]
+            high = [c + d if c & d == 0 else lanes + c for c in range(lanes)]
+            out = list(rows)
+            for r in range(lanes):
+                if r & d == 0:
+                    a, b = rows[r], rows[r + d]
+                    out[r] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), low))
+                    out[r + d] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), high))
+            rows = out
+            d //= 2
+        for c in range(lanes):
+            index = builder.add(d0_i, builder.mul(ds_i, ir.Constant(intp, c)))
+            builder.store(rows[c], pointer(sig.args[3], dst_a, index), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -161,21 +161,19 @@ _DYNAMIC = {
     kernels.backward_panel_kernels: _DynamicBackward(kernels.backward_panel_kernels.parallel, kernels.backward_panels_size),
 }
 
-#: Multiply-adds (N*D*H) from which float64 backwards may run the panel
-#: form (below).
-PANEL_MIN_WORK = 1 << 24
 #: The backward pass runs the panel form (:func:`kernels._backward_panels`)
-#: whenever it runs in parallel and H >= ``SHORT_H`` in float32; in float64
-#: only from ``PANEL_MIN_WORK`` with H >= ``PANEL_BACKWARD_MIN_H_F64`` and
-#: D >= ``PANEL_BACKWARD_MIN_D_F64``. Time panel / dot form, same process,
-#: random order, median of 11-15 rounds (TBB layer): float32 1024^3 0.93,
-#: 512^3 0.82, 256^3 0.85, 100x784x100 0.60, 2048x512x16 0.73,
-#: 1024x128x1024 0.99; float64 1024^3 0.92, 512^3 0.96, 1024x1024x128
-#: 0.89, 100x784x100 0.91-0.98, but 2048x512x32 1.17, 2048x512x64 1.09,
-#: 1024x128x1024 1.12, 128x128x128 1.43 (short sums over H in dx, few
-#: panels of D).
-PANEL_BACKWARD_MIN_H_F64 = 128
-PANEL_BACKWARD_MIN_D_F64 = 256
+#: whenever it runs in parallel with H >= ``SHORT_H`` in float32, and with
+#: H >= ``PANEL_BACKWARD_MIN_H_F64`` in float64; else the dot / axpy forms.
+#: Time panel / dot form, same process, interleaved, median of 11 rounds
+#: (TBB layer), with dx reading dout in place and dW on x.T packed whole:
+#: float32 every shape tried 0.56-0.88 (1024^3 0.88, 512^3 0.81, 256^3
+#: 0.82, 100x784x100 0.62, 2048x512x16 0.56, 1024x128x1024 0.80); float64
+#: 1024^3 0.88, 512^3 0.92, 256^3 0.93, 128^3 0.78, 100x784x100 0.84,
+#: 100^3 0.85, 64x512x100 0.89, 2048x512x96 0.85, 2048x512x128 0.89,
+#: 1024x1024x128 0.91, 2048x64x128 0.88, 32x784x100 1.01, but 2048x512x64
+#: 1.05, 2048x512x32 1.13, 2048x512x16 1.17 (float64 dx sums over H in
+#: the panel form: short sums, where the dot form's 4x3 block does better).
+PANEL_BACKWARD_MIN_H_F64 = 96
 #: A parallel forward with H >= ``SHORT_H`` runs the panel form with x read
 #: in place (:func:`kernels._forward_direct`). Measured against what ran
 #: before (same process, random order, median of 11 rounds, speed-up over
@@ -189,10 +187,10 @@ PANEL_BACKWARD_MIN_D_F64 = 256
 #: 4x1 column block; the panel form would compute 16 columns for 10).
 
 
-def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0):
+def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
     """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``,
     else the parallel dot form or a panel form (the rules above; the
-    forward calls pass H, the backward calls also the dtype and D).
+    forward calls pass H, the backward calls also the dtype).
 
     One function, not two, because it is on every call's path (a second
     Python call cost ~80 ns at the seed's size, measured); the serial case,
@@ -203,10 +201,7 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None, D: int = 0):
     if pair is kernels.forward_kernels:
         if H >= SHORT_H:
             pair = kernels.forward_direct_kernels
-    elif H >= SHORT_H and (
-        dt is _F32
-        or (work >= PANEL_MIN_WORK and H >= PANEL_BACKWARD_MIN_H_F64 and D >= PANEL_BACKWARD_MIN_D_F64)
-    ):
+    elif H >= SHORT_H and (dt is _F32 or H >= PANEL_BACKWARD_MIN_H_F64):
         pair = kernels.backward_panel_kernels
     return _DYNAMIC[pair]
 
@@ -518,7 +513,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt, D)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
+                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -531,7 +526,7 @@ def affine_backward(
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-    _pick(kernels.backward_kernels, 2 * N * D * H, H, dt, D)(
+    _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(
         _contig(d2), _contig(x2), _contig(W),
         dx.target.reshape(N, D), dW.target, db.target,
         _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],
@@ -569,7 +564,7 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
     d2 = _contig(d2)
     Wc = _contig(W)  # also the (unused) dW argument: same array type, no new compilation
-    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt, D)
+    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt)
     kernel(d2, d2, Wc, dx.target.reshape(N, D), Wc, _EMPTY[dt], kernels.WANT_DX | _flags(H, False), _EMPTY[dt])
     return dx.finish()
 
@@ -606,7 +601,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     d2 = _contig(d2)
-    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt, D)
+    kernel = _pick(kernels.backward_kernels, N * D * H, H, dt)
     kernel(d2, _contig(x2), d2, d2, dW.target, _EMPTY[dt], kernels.WANT_DW | _flags(H, accumulate), _EMPTY[dt])
     return dW.finish()
 
