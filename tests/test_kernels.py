@@ -134,7 +134,7 @@ def test_backward_kernel_stays_inside_its_scratch(shape, dtype):
     N, D, H = shape
     x, W, _, dout = make_inputs(N, D, H, dtype)
     eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-    flags = api._ALL[H < api.SHORT_H]
+    flags = api._ALL[H < api.BACKWARD_SHORT_H]
     need = kernels.backward_scratch_size(dout, x, W, flags)
     assert need > 0
     for size in (need, need - 1, 0):
@@ -161,7 +161,7 @@ def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype
     """The twins differ only in which thread runs a tile: same tiles, same code, same bits."""
     N, D, H = shape
     x, W, b, dout = make_inputs(N, D, H, dtype)
-    flags = api._ALL[H < api.SHORT_H]
+    flags = api._ALL[H < api.BACKWARD_SHORT_H]
     out = {}
     for name in ("serial", "parallel"):
         y = np.empty((N, H), dtype)

@@ -113,8 +113,8 @@ def test_api_picks_the_panel_backward_by_dtype_and_width():
     dot = api._DYNAMIC[backward_]
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
     par, h64 = api.PARALLEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F64
-    assert api._pick(backward_, par, api.SHORT_H, f32) is panel
-    assert api._pick(backward_, par, api.SHORT_H - 1, f32) is dot  # short H: axpy form
+    assert api._pick(backward_, par, api.BACKWARD_SHORT_H, f32) is panel
+    assert api._pick(backward_, par, api.BACKWARD_SHORT_H - 1, f32) is dot  # short H: axpy form
     assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
     assert api._pick(backward_, par, h64, f64) is panel
     assert api._pick(backward_, 1 << 30, h64 - 1, f64) is dot
@@ -127,6 +127,7 @@ def panels_everywhere(monkeypatch):
     """api runs the panel forms for every forward and backward call with
     H >= SHORT_H (parallel twins)."""
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(api, "BACKWARD_SHORT_H", api.SHORT_H)
     monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
 
 
@@ -244,6 +245,13 @@ def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents
         np.testing.assert_array_equal(scratch[size:], -7.0)
         assert_matches(dx, edx, dtype, H)
         assert_matches(dW, edW, dtype, N)
+
+
+def test_panel_split_sends_at_most_half_a_panel_to_the_dot_form():
+    split = kernels._panel_split.py_func
+    assert split(16, 4) == (1, 0) and split(17, 4) == (1, 1) and split(24, 4) == (1, 8)
+    assert split(25, 4) == (2, 0) and split(7, 4) == (0, 7) and split(9, 4) == (1, 0)
+    assert split(100, 8) == (12, 4) and split(101, 8) == (13, 0) and split(0, 4) == (0, 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -40,9 +40,21 @@ _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 #: waking the threads costs tens of microseconds (passive OpenMP waiting,
 #: see _jit.py), more than such a product takes on one core (measured).
 PARALLEL_MIN_WORK = 1_000_000
-#: Below this H the dot form's products are too short (see kernels): dx and
-#: dW use the axpy form on a packed W.T / a transposed dW instead.
+#: Below this H a parallel forward's panels would be mostly padding: it
+#: runs the dot form (see kernels).
 SHORT_H = 16
+#: Below this H the backward's dot-form products are too short and its
+#: panel form's dx sums over few steps (see kernels): dx and dW use the
+#: axpy form on a packed W.T / a transposed dW instead. Speed-up over
+#: numpy, axpy / panel form (parallel; same process, interleaved, median
+#: of 9 rounds): float32 2048x512x16 1.16 / 1.08, x24 0.94 / 0.82, x32
+#: 0.85 / 0.81, x48 0.68 / 0.93, 512x512x16 1.03 / 0.84, x32 0.84 / 1.07,
+#: 100x784x16 0.69 / 0.56, x32 0.54 / 0.60; float64 (axpy / best other)
+#: 2048x512x16 1.45 / 0.85, x24 1.24 / 0.99, x32 1.03 / 0.90, x48 0.95 /
+#: 0.99, 512x512x16 1.17 / 1.02, x32 0.95 / 1.26; serial, axpy / dot:
+#: float32 64x256x16 0.94 / 0.54, x24 0.89 / 0.60, 128x128x24 0.83 / 0.73,
+#: float64 64x256x16 1.07 / 0.84, x24 0.83 / 0.86, 20x50x20 1.33 / 1.54.
+BACKWARD_SHORT_H = 32
 
 # A process forked after a parallel kernel ran must not start a parallel
 # region again with GNU OpenMP (the child is killed: "fork() called from a
@@ -162,7 +174,7 @@ _DYNAMIC = {
 }
 
 #: The backward pass runs the panel form (:func:`kernels._backward_panels`)
-#: whenever it runs in parallel with H >= ``SHORT_H`` in float32, and with
+#: whenever it runs in parallel with H >= ``BACKWARD_SHORT_H`` in float32, and with
 #: H >= ``PANEL_BACKWARD_MIN_H_F64`` in float64; else the dot / axpy forms.
 #: Time panel / dot form, same process, interleaved, median of 11 rounds
 #: (TBB layer), with dx reading dout in place and dW on x.T packed whole:
@@ -201,12 +213,12 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
     if pair is kernels.forward_kernels:
         if H >= SHORT_H:
             pair = kernels.forward_direct_kernels
-    elif H >= SHORT_H and (dt is _F32 or H >= PANEL_BACKWARD_MIN_H_F64):
+    elif H >= BACKWARD_SHORT_H and (dt is _F32 or H >= PANEL_BACKWARD_MIN_H_F64):
         pair = kernels.backward_panel_kernels
     return _DYNAMIC[pair]
 
 
-#: Flags of a full backward pass, indexed by ``H < SHORT_H``.
+#: Flags of a full backward pass, indexed by ``H < BACKWARD_SHORT_H``.
 _ALL = (
     kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB,
     kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB | kernels.SHORT_H,
@@ -214,7 +226,7 @@ _ALL = (
 
 
 def _flags(H: int, accumulate: bool) -> int:
-    return (kernels.SHORT_H if H < SHORT_H else 0) | (kernels.ACCUMULATE if accumulate else 0)
+    return (kernels.SHORT_H if H < BACKWARD_SHORT_H else 0) | (kernels.ACCUMULATE if accumulate else 0)
 
 
 # ---------------------------------------------------------------- validation
@@ -513,7 +525,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < SHORT_H], _EMPTY[dt])
+                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -529,7 +541,7 @@ def affine_backward(
     _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(
         _contig(d2), _contig(x2), _contig(W),
         dx.target.reshape(N, D), dW.target, db.target,
-        _ALL[H < SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],
+        _ALL[H < BACKWARD_SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],
     )
     return dx.finish(), dW.finish(), db.finish()
 
