@@ -1089,14 +1089,13 @@ def _padded_bias(b, P, itemsize):
 
 
 @helper
-def _panel_tile_bounds(t, n_ct, per_tile, M, n_pan, row_tile):
-    """Rows ``i0:i1`` and panels ``p0:p1`` of tile ``t`` (consecutive tiles
-    share rows of A)."""
+def _panel_tile_bounds(t, n_ct, M, row_tile):
+    """Rows ``i0:i1`` and column tile ``p`` (a panel, or the remainder
+    columns after the last one) of tile ``t`` of an output with ``n_ct``
+    column tiles; consecutive tiles share rows of A."""
     ti = t // n_ct
-    tj = t - ti * n_ct
     i0 = ti * row_tile
-    p0 = tj * per_tile
-    return i0, min(M, i0 + row_tile), p0, min(n_pan, p0 + per_tile)
+    return i0, min(M, i0 + row_tile), t - ti * n_ct
 
 
 def _forward_direct(x, W, b, y, scratch):
@@ -1137,7 +1136,7 @@ def _forward_direct(x, W, b, y, scratch):
     row_tile = _row_tile(N, DIRECT_ROW_TILE)
     n_ct = n_pan + (w > 0)  # column tiles: panels, then the remainder
     for t in prange(_cdiv(N, row_tile) * n_ct):
-        i0, i1, p, _ = _panel_tile_bounds(t, n_ct, 1, N, n_ct, row_tile)
+        i0, i1, p = _panel_tile_bounds(t, n_ct, N, row_tile)
         if p < n_pan:
             _direct_tile(x, Wp, y, bias, False, i0, i1, p)
         else:
@@ -1210,9 +1209,7 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
             d0 = (t - n_pd - n_ph) * TRANSPOSED_ROWS
             _pack_transposed(x, xT, d0, min(D, d0 + TRANSPOSED_ROWS))
         else:
-            for jj in range(w_d):
-                for k in range(H):
-                    Wr[jj, k] = W[n_pd * nr + jj, k]
+            Wr[:, :] = W[n_pd * nr : n_pd * nr + w_d, :]  # W's rows are W.T's columns
             _pack_columns_t(dout, n_ph * nr, Dr)
     zeros = _padded_bias(_no_bias(dout), max(D, H), itemsize)
     dw_rt = _row_tile(D, DIRECT_ROW_TILE)
@@ -1224,13 +1221,13 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     n_db = _cdiv(H, DB_COL_TILE) if flags & WANT_DB else 0
     for t in prange(n_dw + n_dx + n_db):  # dW tiles, then dx tiles, then db tiles
         if t < n_dw:
-            i0, i1, p, _ = _panel_tile_bounds(t, dw_ct, 1, D, dw_ct, dw_rt)
+            i0, i1, p = _panel_tile_bounds(t, dw_ct, D, dw_rt)
             if p < n_ph:
                 _direct_tile(xT, Dp, dW, zeros, accumulate, i0, i1, p)
             else:
                 _remainder_tile(xT, Dr, dW, zeros, accumulate, i0, i1, n_ph * nr, dwr)
         elif t < n_dw + n_dx:
-            i0, i1, p, _ = _panel_tile_bounds(t - n_dw, dx_ct, 1, N, dx_ct, dx_rt)
+            i0, i1, p = _panel_tile_bounds(t - n_dw, dx_ct, N, dx_rt)
             if p < n_pd:
                 _direct_tile(dout, Wtp, dx, zeros, False, i0, i1, p)
             else:
