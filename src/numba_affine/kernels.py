@@ -1064,6 +1064,18 @@ def _remainder_tile(A, Bt, C, bias, accumulate, i0, i1, j0, Cr):
 
 
 @helper
+def _column_tile(A, Bp, Br, C, bias, accumulate, i0, i1, p, n_pan, Cr):
+    """Rows ``i0:i1`` x column tile ``p`` of ``C = A . B (+ bias)`` (``C += A . B``
+    with ``accumulate``), A read in place: panel ``p`` of ``Bp``
+    (:func:`_direct_tile`) while ``p < n_pan``, else the remainder columns
+    ``Br`` (:func:`_remainder_tile`, sums through ``Cr``)."""
+    if p < n_pan:
+        _direct_tile(A, Bp, C, bias, accumulate, i0, i1, p)
+    else:
+        _remainder_tile(A, Br, C, bias, accumulate, i0, i1, n_pan * panel_width(C.itemsize), Cr)
+
+
+@helper
 def _equal_blocks(n, most):
     """Size of ``n`` cut into the fewest equal blocks of at most ``most``
     (1 for n = 0)."""
@@ -1137,10 +1149,7 @@ def _forward_direct(x, W, b, y, scratch):
     n_ct = n_pan + (w > 0)  # column tiles: panels, then the remainder
     for t in prange(_cdiv(N, row_tile) * n_ct):
         i0, i1, p = _panel_tile_bounds(t, n_ct, N, row_tile)
-        if p < n_pan:
-            _direct_tile(x, Wp, y, bias, False, i0, i1, p)
-        else:
-            _remainder_tile(x, Wr, y, bias, False, i0, i1, n_pan * nr, yr)
+        _column_tile(x, Wp, Wr, y, bias, False, i0, i1, p, n_pan, yr)
 
 
 @helper
@@ -1187,20 +1196,20 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     nr = panel_width(itemsize)
     n_pd, w_d = _panel_split(D, itemsize) if want_dx else (0, 0)
     n_ph, w_h = _panel_split(H, itemsize) if want_dw else (0, 0)
-    n_xt = _cdiv(D, TRANSPOSED_ROWS) if want_dw else 0
-    n_wt, n_dp, n_x = _backward_panel_sizes(N, D, H, flags, itemsize)
-    buf = _room(scratch, n_wt + n_dp + n_x)
+    n_tr = _cdiv(D, TRANSPOSED_ROWS) if want_dw else 0  # tasks packing x.T
+    n_wt, n_dp, n_xt = _backward_panel_sizes(N, D, H, flags, itemsize)
+    buf = _room(scratch, n_wt + n_dp + n_xt)
     Wtp = buf[:n_wt]
     Dp = buf[n_wt : n_wt + n_dp]
-    xT = buf[n_wt + n_dp : n_wt + n_dp + n_x].reshape(D if want_dw else 0, N)
+    xT = buf[n_wt + n_dp : n_wt + n_dp + n_xt].reshape(D if want_dw else 0, N)
     # remainder columns (:func:`_panel_split`) as rows: of W.T (rows of W)
     # for dx, of dout for dW; and their sums
     Wr = np.empty((w_d, H), dout.dtype)
     Dr = np.empty((w_h, N), dout.dtype)
     dxr = np.empty((N if w_d else 0, w_d), dout.dtype)
     dwr = np.empty((D if w_h else 0, w_h), dout.dtype)
-    n_pack = n_pd + n_ph + n_xt
-    for t in prange(n_pack + 1):
+    n_pack = n_pd + n_ph + n_tr
+    for t in prange(n_pack + (w_d + w_h > 0)):  # the last task packs the remainders
         if t < n_pd:
             _pack_panel_t(W, Wtp, t)
         elif t < n_pd + n_ph:
@@ -1222,16 +1231,10 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     for t in prange(n_dw + n_dx + n_db):  # dW tiles, then dx tiles, then db tiles
         if t < n_dw:
             i0, i1, p = _panel_tile_bounds(t, dw_ct, D, dw_rt)
-            if p < n_ph:
-                _direct_tile(xT, Dp, dW, zeros, accumulate, i0, i1, p)
-            else:
-                _remainder_tile(xT, Dr, dW, zeros, accumulate, i0, i1, n_ph * nr, dwr)
+            _column_tile(xT, Dp, Dr, dW, zeros, accumulate, i0, i1, p, n_ph, dwr)
         elif t < n_dw + n_dx:
             i0, i1, p = _panel_tile_bounds(t - n_dw, dx_ct, N, dx_rt)
-            if p < n_pd:
-                _direct_tile(dout, Wtp, dx, zeros, False, i0, i1, p)
-            else:
-                _remainder_tile(dout, Wr, dx, zeros, False, i0, i1, n_pd * nr, dxr)
+            _column_tile(dout, Wtp, Wr, dx, zeros, False, i0, i1, p, n_pd, dxr)
         else:
             j0 = (t - n_dw - n_dx) * DB_COL_TILE
             _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
