@@ -15,7 +15,7 @@ from reference import DTYPES, SHAPES, assert_matches, backward, forward, make_in
 import numba_affine as na
 from numba_affine import api, kernels
 from numba_affine._jit import FASTMATH
-from numba_affine._simd import vtranspose
+from numba_affine._simd import VECTOR_BYTES, vtranspose
 from numba_affine.gradcheck import numerical_gradient
 
 #: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193 (and D for
@@ -173,8 +173,9 @@ def test_gradients_on_the_panel_forms_match_finite_differences(dtype, seed, h, t
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_panel_register_block_is_vector_fma(dtype):
     """The panel form's register block, compiled afresh (cached code cannot
-    be inspected): 12 vector FMAs on ymm registers per step of k, fed by 6
-    broadcasts, in the machine code of this build."""
+    be inspected): 12 vector FMAs per step of k, fed by 6 broadcasts, in the
+    machine code of this build, on registers of the width the kernels were
+    built for (zmm with AVX-512, else ymm)."""
     block = numba.njit(fastmath=set(FASTMATH), error_model="numpy")(kernels._panel_block.py_func)
     nr = kernels.panel_width(np.dtype(dtype).itemsize)
     kc = 8
@@ -186,7 +187,8 @@ def test_panel_register_block_is_vector_fma(dtype):
     np.testing.assert_array_equal(C, kc)
     asm = block.inspect_asm(block.signatures[0])
     suffix = "ps" if dtype == np.float32 else "pd"
-    fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and "ymm" in line]
+    register = "zmm" if VECTOR_BYTES == 64 else "ymm"
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and register in line]
     assert len(fmas) >= 12
     assert asm.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) >= 6
 
@@ -249,9 +251,13 @@ def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents
 
 def test_panel_split_sends_at_most_half_a_panel_to_the_dot_form():
     split = kernels._panel_split.py_func
-    assert split(16, 4) == (1, 0) and split(17, 4) == (1, 1) and split(24, 4) == (1, 8)
-    assert split(25, 4) == (2, 0) and split(7, 4) == (0, 7) and split(9, 4) == (1, 0)
-    assert split(100, 8) == (12, 4) and split(101, 8) == (13, 0) and split(0, 4) == (0, 0)
+    for itemsize in (4, 8):
+        nr = kernels.panel_width(itemsize)  # 16 / 8 with AVX2, 32 / 16 with AVX-512
+        h = nr // 2
+        assert split(nr, itemsize) == (1, 0) and split(nr + 1, itemsize) == (1, 1)
+        assert split(nr + h, itemsize) == (1, h) and split(nr + h + 1, itemsize) == (2, 0)
+        assert split(h - 1, itemsize) == (0, h - 1) and split(h + 1, itemsize) == (1, 0)
+        assert split(12 * nr + h, itemsize) == (12, h) and split(0, itemsize) == (0, 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -260,16 +266,16 @@ def test_vtranspose_moves_one_square_block_and_nothing_else(dtype):
     def transpose(src, s0, ss, dst, d0, ds):
         vtranspose(src, s0, ss, dst, d0, ds)
 
-    lanes = 32 // np.dtype(dtype).itemsize
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
     src = np.arange(300, dtype=dtype)
     dst = np.full(400, -1.0, dtype)
-    transpose(src, 3, 17, dst, 5, 13)  # odd offsets and strides: unaligned
+    transpose(src, 3, 17, dst, 5, 19)  # odd offsets and strides: unaligned
     block = np.array([[src[3 + r * 17 + c] for c in range(lanes)] for r in range(lanes)])
-    rows = np.array([[dst[5 + c * 13 + r] for r in range(lanes)] for c in range(lanes)])
+    rows = np.array([[dst[5 + c * 19 + r] for r in range(lanes)] for c in range(lanes)])
     np.testing.assert_array_equal(rows, block.T)
     written = np.zeros(400, bool)
     for c in range(lanes):
-        written[5 + c * 13 : 5 + c * 13 + lanes] = True
+        written[5 + c * 19 : 5 + c * 19 + lanes] = True
     np.testing.assert_array_equal(dst[~written], -1.0)
 
 

@@ -1,4 +1,4 @@
-"""AVX2-width vector values for the kernels' panel form (Numba intrinsics).
+"""Vector values for the kernels' panel form (Numba intrinsics).
 
 Why this exists: the fastest register block for a matrix product is the
 *outer product* form (OpenBLAS's and BLIS's micro-kernels): per step of the
@@ -7,15 +7,16 @@ of six elements of A, twelve FMAs into twelve vector accumulators. Written
 as scalar Numba code, that block is unrolled into scalars and stays scalar:
 Numba turns LLVM's SLP vectorizer off (since 0.57, for miscompilations,
 numba#8852), and the loop vectorizer has no loop to work on. These
-intrinsics let a kernel say "one 256-bit vector" directly; the kernel is
+intrinsics let a kernel say "one vector register" directly; the kernel is
 still an explicit loop over the summed index, and LLVM keeps the twelve
 accumulators in ``ymm`` registers (``inspect_asm``: 2 ``vmovups``, 6
 ``vbroadcastss``, 12 ``vfmadd231ps`` per step, no spills).
 
-A vector has ``VECTOR_BYTES`` (32) bytes: 8 float32 or 4 float64 lanes, the
-AVX2 width of the machines this library targets. On a CPU without AVX2
-or FMA, LLVM legalizes the same vectors into narrower operations or calls
-(correct, slower; not measured here).
+A vector has ``VECTOR_BYTES`` bytes: 64 (16 float32 or 8 float64 lanes, a
+``zmm`` register) on a CPU with AVX-512, else 32 (8 or 4 lanes, an AVX2
+``ymm`` register). On a CPU without AVX2 or FMA, LLVM legalizes the same
+vectors into narrower operations or calls (correct, slower; not measured
+here).
 
 Every function takes an array and a *flat* element index (row-major
 offset from the array's first element): the kernels pass C-contiguous
@@ -33,8 +34,29 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-#: Bytes of one vector (an AVX2 ``ymm`` register).
-VECTOR_BYTES = 32
+
+
+def _host_vector_bytes() -> int:
+    """64 (one ``zmm`` register) when the CPU Numba compiles for has
+    AVX-512F, else 32 (one AVX2 ``ymm`` register).
+
+    Numba compiles for the host (or for ``NUMBA_CPU_NAME`` /
+    ``NUMBA_CPU_FEATURES`` when set); this reads the same feature string,
+    so the width always matches the code Numba emits, and its on-disk
+    cache, which is keyed by CPU name and features, never hands code built
+    for one width to a machine of the other. LLVM does not use ``zmm`` for
+    the kernels' plain loops on Intel CPUs (it prefers 256-bit vectors
+    there), but it does for these explicit 512-bit vector values.
+    """
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+#: Bytes of one vector: 64 on AVX-512 CPUs, else 32 (:func:`_host_vector_bytes`).
+VECTOR_BYTES = _host_vector_bytes()
 
 
 class VectorType(types.Type):

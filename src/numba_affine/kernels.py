@@ -53,7 +53,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, twin_kernels
-from ._simd import prefetch_for_write, vadd, vbroadcast, vfma, vload, vstore, vtranspose, vzeros
+from ._simd import VECTOR_BYTES, prefetch_for_write, vadd, vbroadcast, vfma, vload, vstore, vtranspose, vzeros
 
 #: Bytes of the summed dimension handled per block in the dot form.
 KC_BYTES = 8192
@@ -89,12 +89,15 @@ MIN_TILES = 8
 ONE_TILE_WORK = 1 << 19
 #: Columns per tile of the bias gradient.
 DB_COL_TILE = 256
-#: Bytes of one AVX2 register. The packed copies of x.T and dout.T (dot-form
-#: dW) have their summed batch dimension padded with zeros to a whole number
-#: of registers: the vectorized dot products then have no scalar remainder.
-#: float32 with N = 100 (12 vectors of 8 and 4 scalar steps) measured
-#: 16.8 us per 100 x 24 tile against 13.1 us with N = 104.
-VECTOR_BYTES = 32
+#: Bytes of one vector of LLVM's loop vectorizer (AVX2 width; on AVX-512
+#: CPUs it prefers 256-bit vectors too). The packed copies of x.T and dout.T
+#: (dot-form dW) have their summed batch dimension padded with zeros to a
+#: whole number of such vectors: the vectorized dot products then have no
+#: scalar remainder. float32 with N = 100 (12 vectors of 8 and 4 scalar
+#: steps) measured 16.8 us per 100 x 24 tile against 13.1 us with N = 104.
+#: The panel form's explicit vectors are wider where the CPU has AVX-512
+#: (:data:`~numba_affine._simd.VECTOR_BYTES`).
+LOOP_VECTOR_BYTES = 32
 #: Bytes of a cache line: the forward's packed W.T rows start on one, and
 #: packed rows of a multiple of 512 bytes get one more (:func:`_packed_length`).
 LINE_BYTES = 64
@@ -571,9 +574,9 @@ def _room(scratch, need):
 
 @helper
 def _padded(n, itemsize):
-    """``n`` rounded up to whole ``VECTOR_BYTES`` registers (:func:`_packed_length`;
+    """``n`` rounded up to whole ``LOOP_VECTOR_BYTES`` vectors (:func:`_packed_length`;
     the padding is zeros, summed with the rest)."""
-    return _packed_length(n, itemsize, VECTOR_BYTES)
+    return _packed_length(n, itemsize, LOOP_VECTOR_BYTES)
 
 
 @helper
@@ -658,7 +661,7 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
 
     dW: the sum runs over the batch, the row axis of both operands; x.T and
     dout.T are packed (the batch padded with zeros to whole vectors,
-    :data:`VECTOR_BYTES`) and dW is built by the dot form. With ``SHORT_H`` the
+    :data:`LOOP_VECTOR_BYTES`) and dW is built by the dot form. With ``SHORT_H`` the
     dot form's blocks do not fill and packing x would cost more than the
     product: ``dWt[h, :] += dout[n, h] * x[n, :]`` (axpy form, no packing)
     is built in a small buffer and transposed into dW.
