@@ -20,8 +20,10 @@ from numba_affine.gradcheck import numerical_gradient
 
 #: (N, D, H) around each block edge: rows 5/6/7, 47/48/49/97 and 193 (and D for
 #: dW: 255-257, 511/513, 1031 in 128-row tiles), panel widths 7/8/9 and
-#: 15/16/17 (float64 / float32 panels), k blocks (1023/1025 in one, 1031 and
-#: 1153 cut in two), primes, the seed.
+#: 15/16/17 (float64 / float32 panels of 32-byte vectors), 15/16/17 and
+#: 31/32/33 (of 64-byte vectors), remainders of half a panel (4, 8, 16) and
+#: one more, k blocks (1023/1025 in one, 1031 and 1153 cut in two), primes,
+#: the seed.
 PANEL_SHAPES = [
     (1, 1, 1),
     (5, 7, 15),
@@ -38,6 +40,11 @@ PANEL_SHAPES = [
     (3, 5, 1023),
     (5, 577, 1153),
     (50, 576, 40),
+    (31, 32, 32),
+    (17, 33, 48),
+    (12, 40, 24),
+    (8, 16, 49),
+    (19, 70, 12),
 ]
 
 

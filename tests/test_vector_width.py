@@ -1,0 +1,57 @@
+"""The panel form's vector width follows the CPU Numba compiles for: 64-byte
+vectors (zmm) with AVX-512F, 32-byte vectors (ymm) without. On an AVX-512
+machine the rest of the suite checks the 64-byte build; this file runs the
+panel tests again in a child process told to compile for an AVX2 CPU
+(``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``: Numba's own settings, which
+also key its on-disk cache), so both widths are checked on one machine."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from numba.core.codegen import get_host_cpu_features
+
+from numba_affine._simd import VECTOR_BYTES
+
+
+def _without_avx512(features: str) -> str:
+    """The host's LLVM feature string with every AVX-512 (and AVX-512-based) feature off."""
+    out = []
+    for flag in features.split(","):
+        name = flag[1:]
+        if name.startswith(("avx512", "avx10", "amx", "evex512")):
+            flag = "-" + name
+        out.append(flag)
+    return ",".join(out)
+
+
+def test_width_matches_the_cpu_numba_compiles_for():
+    features = get_host_cpu_features().split(",")
+    assert VECTOR_BYTES == (64 if "+avx512f" in features else 32)
+
+
+@pytest.mark.skipif(
+    VECTOR_BYTES != 64,
+    reason="this machine has no AVX-512: the whole suite already runs the 32-byte panel form",
+)
+def test_panel_form_at_the_avx2_width():
+    env = dict(
+        os.environ,
+        NUMBA_CPU_NAME="skylake",  # AVX2 + FMA, no AVX-512
+        NUMBA_CPU_FEATURES=_without_avx512(get_host_cpu_features()),
+    )
+    here = Path(__file__).parent
+    width = subprocess.run(
+        [sys.executable, "-c", "from numba_affine._simd import VECTOR_BYTES; print(VECTOR_BYTES)"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert width.stdout.strip() == "32", width.stderr
+    # the panel tests at this width, incl. the machine-code check for ymm FMAs
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_panels.py")],
+        env=env, cwd=here.parent, capture_output=True, text=True, timeout=1500,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and " failed" not in run.stdout
