@@ -9,8 +9,9 @@ Numba turns LLVM's SLP vectorizer off (since 0.57, for miscompilations,
 numba#8852), and the loop vectorizer has no loop to work on. These
 intrinsics let a kernel say "one vector register" directly; the kernel is
 still an explicit loop over the summed index, and LLVM keeps the twelve
-accumulators in ``ymm`` registers (``inspect_asm``: 2 ``vmovups``, 6
-``vbroadcastss``, 12 ``vfmadd231ps`` per step, no spills).
+accumulators in vector registers (``inspect_asm``: 2 ``vmovups``, 6
+``vbroadcastss``, 12 ``vfmadd231ps`` per step, no spills; ``zmm`` with
+AVX-512, else ``ymm``).
 
 A vector has ``VECTOR_BYTES`` bytes: 64 (16 float32 or 8 float64 lanes, a
 ``zmm`` register) on a CPU with AVX-512, else 32 (8 or 4 lanes, an AVX2
@@ -33,7 +34,6 @@ from __future__ import annotations
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
-
 
 
 def _host_vector_bytes() -> int:

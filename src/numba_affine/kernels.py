@@ -7,7 +7,8 @@ and scratch buffers of the right size.
 Three product shapes do the work. The first two are written so that
 LLVM's loop vectorizer turns their innermost loop into AVX2 FMAs; the
 third, the *panel form* (section at the end), is written with explicit
-256-bit vectors (:mod:`numba_affine._simd`) and serves most parallel
+vectors (:mod:`numba_affine._simd`; 512-bit with AVX-512, else 256-bit)
+and serves most parallel
 forwards and backwards:
 
 *dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
@@ -34,7 +35,7 @@ forwards and backwards:
 
 *panel form* (:func:`_panel_block`), ``C[i:i+6, j:j+2 vectors] += A[i:i+6, k] * B[k, j:...]``
     OpenBLAS's outer-product block: per step of k, 2 vector loads of a
-    packed panel of B, 6 broadcasts of A, 12 FMAs into 12 ``ymm`` sums
+    packed panel of B, 6 broadcasts of A, 12 FMAs into 12 vector sums (``zmm`` / ``ymm``)
     that stay in registers for a whole k block. A is read in place: x's
     rows in the forward pass (:func:`_forward_direct`), dout's rows for dx
     and x.T, packed whole, for dW (:func:`_backward_panels`).
@@ -777,8 +778,8 @@ def _backward(dout, x, W, dx, dW, db, flags, scratch):
 # form, and where not).
 
 #: Rows of the panel form's register block; its columns are two vectors
-#: (16 float32 / 8 float64): 6 x 2 = 12 vector accumulators, 2 vector loads
-#: and 6 broadcasts per step of k.
+#: (32 float32 / 16 float64 with AVX-512, else 16 / 8): 6 x 2 = 12 vector
+#: accumulators, 2 vector loads and 6 broadcasts per step of k.
 PANEL_ROWS = 6
 #: Rows of A^T per task of :func:`_pack_transposed` (one parallel iteration).
 TRANSPOSED_ROWS = 64
@@ -832,8 +833,8 @@ def _pack_panel_t(B, Bp, p):
     """Pack panel ``p`` of B.T into ``Bp`` as :func:`_pack_panel` packs B's
     (B is P x K here: the panel's columns of B.T are rows ``p * nr ...`` of
     B). Full panels move in square blocks of one vector's lanes
-    (:func:`~numba_affine._simd.vtranspose`: 8 or 4 vector loads, shuffles,
-    8 or 4 vector stores); the last steps of k (K not a multiple of the
+    (:func:`~numba_affine._simd.vtranspose`: one vector load, shuffles
+    and one vector store per lane); the last steps of k (K not a multiple of the
     lanes) and a narrow last panel are copied element by element."""
     P, K = B.shape
     nr = panel_width(Bp.itemsize)
