@@ -45,6 +45,8 @@ PANEL_SHAPES = [
     (12, 40, 24),
     (8, 16, 49),
     (19, 70, 12),
+    (128, 70, 40),
+    (129, 70, 40),
 ]
 
 
@@ -119,9 +121,11 @@ def test_api_picks_the_panel_backward_by_dtype_and_width():
     backward_ = kernels.backward_kernels
     dot = api._DYNAMIC[backward_]
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    par, h64 = api.PARALLEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F64
-    assert api._pick(backward_, par, api.BACKWARD_SHORT_H, f32) is panel
-    assert api._pick(backward_, par, api.BACKWARD_SHORT_H - 1, f32) is dot  # short H: axpy form
+    par, h32, h64 = api.PARALLEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F32, api.PANEL_BACKWARD_MIN_H_F64
+    wide = VECTOR_BYTES == 64
+    assert (h32, h64) == ((24, 32) if wide else (32, 96))
+    assert api._pick(backward_, par, h32, f32) is panel
+    assert api._pick(backward_, par, h32 - 1, f32) is dot  # short H: axpy form
     assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
     assert api._pick(backward_, par, h64, f64) is panel
     assert api._pick(backward_, 1 << 30, h64 - 1, f64) is dot
@@ -134,8 +138,8 @@ def panels_everywhere(monkeypatch):
     """api runs the panel forms for every forward and backward call with
     H >= SHORT_H (parallel twins)."""
     monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(api, "BACKWARD_SHORT_H", api.SHORT_H)
-    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", 0)
+    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F32", api.SHORT_H)
+    monkeypatch.setattr(api, "PANEL_BACKWARD_MIN_H_F64", api.SHORT_H)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -240,13 +244,14 @@ def test_backward_panel_kernel_matches_the_reference(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(48, 256, 64), (61, 1031, 257)], ids=_ids)
+@pytest.mark.parametrize("shape", [(48, 256, 64), (61, 1031, 257), (131, 260, 70)], ids=_ids)
 def test_backward_panel_kernel_stays_inside_its_scratch_and_ignores_its_contents(shape, dtype):
     N, D, H = shape
     x, W, _, dout = make_inputs(N, D, H, dtype)
     edx, edW, _ = backward(*(a.astype(np.float64) for a in (dout, x, W)))
     need = kernels.backward_panels_size(dout, x, W, ALL)
-    assert need >= W.size + dout.size + x.size  # W.T and dout in panels, x.T
+    x_t = x.size if N > kernels.DW_IN_PLACE_MAX_N else 0  # dW reads short x in place
+    assert need >= W.size + dout.size + x_t  # W.T and dout in panels, x.T
     for size in (need, need - 1):
         scratch = np.full(size + 16, np.nan, dtype)
         scratch[size:] = -7.0

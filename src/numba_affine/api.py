@@ -17,6 +17,7 @@ import numpy as np
 from numba import set_parallel_chunksize
 
 from . import kernels
+from ._simd import VECTOR_BYTES
 
 __all__ = [
     "affine_forward",
@@ -53,7 +54,9 @@ SHORT_H = 16
 #: 2048x512x16 1.45 / 0.85, x24 1.24 / 0.99, x32 1.03 / 0.90, x48 0.95 /
 #: 0.99, 512x512x16 1.17 / 1.02, x32 0.95 / 1.26; serial, axpy / dot:
 #: float32 64x256x16 0.94 / 0.54, x24 0.89 / 0.60, 128x128x24 0.83 / 0.73,
-#: float64 64x256x16 1.07 / 0.84, x24 0.83 / 0.86, 20x50x20 1.33 / 1.54.
+#: float64 64x256x16 1.07 / 0.84, x24 0.83 / 0.86, 20x50x20 1.33 / 1.54
+#: (the AVX2 machine). A parallel call runs the panel form from
+#: ``PANEL_BACKWARD_MIN_H_F32`` / ``_F64`` whatever this says (24 in float32 with AVX-512).
 BACKWARD_SHORT_H = 32
 
 # A process forked after a parallel kernel ran must not start a parallel
@@ -173,19 +176,36 @@ _DYNAMIC = {
     kernels.backward_panel_kernels: _DynamicBackward(kernels.backward_panel_kernels.parallel, kernels.backward_panels_size),
 }
 
-#: The backward pass runs the panel form (:func:`kernels._backward_panels`)
-#: whenever it runs in parallel with H >= ``BACKWARD_SHORT_H`` in float32, and with
-#: H >= ``PANEL_BACKWARD_MIN_H_F64`` in float64; else the dot / axpy forms.
-#: Time panel / dot form, same process, interleaved, median of 11 rounds
-#: (TBB layer), with dx reading dout in place and dW on x.T packed whole:
-#: float32 every shape tried 0.56-0.88 (1024^3 0.88, 512^3 0.81, 256^3
-#: 0.82, 100x784x100 0.62, 2048x512x16 0.56, 1024x128x1024 0.80); float64
-#: 1024^3 0.88, 512^3 0.92, 256^3 0.93, 128^3 0.78, 100x784x100 0.84,
-#: 100^3 0.85, 64x512x100 0.89, 2048x512x96 0.85, 2048x512x128 0.89,
-#: 1024x1024x128 0.91, 2048x64x128 0.88, 32x784x100 1.01, but 2048x512x64
-#: 1.05, 2048x512x32 1.13, 2048x512x16 1.17 (float64 dx sums over H in
-#: the panel form: short sums, where the dot form's 4x3 block does better).
-PANEL_BACKWARD_MIN_H_F64 = 96
+#: A parallel backward runs the panel form (:func:`kernels._backward_panels`)
+#: from H >= ``PANEL_BACKWARD_MIN_H_F32`` in float32 and from H >=
+#: ``PANEL_BACKWARD_MIN_H_F64`` in float64; below, the dot form (or the
+#: axpy form, H < ``BACKWARD_SHORT_H``). The thresholds depend on the
+#: panel form's vector width (:data:`~numba_affine._simd.VECTOR_BYTES`).
+#:
+#: 32-byte vectors (AVX2; AMD EPYC Zen 3), time panel / dot form, same
+#: process, interleaved, median of 11 rounds (TBB layer): float32 every
+#: shape tried 0.56-0.88 (1024^3 0.88, 512^3 0.81, 256^3 0.82, 100x784x100
+#: 0.62, 2048x512x16 0.56, 1024x128x1024 0.80); float64 1024^3 0.88, 512^3
+#: 0.92, 256^3 0.93, 128^3 0.78, 100x784x100 0.84, 100^3 0.85, 64x512x100
+#: 0.89, 2048x512x96 0.85, 2048x512x128 0.89, 1024x1024x128 0.91,
+#: 2048x64x128 0.88, 32x784x100 1.01, but 2048x512x64 1.05, 2048x512x32
+#: 1.13, 2048x512x16 1.17 (float64 dx sums over H in the panel form: short
+#: sums, where the dot form's 4x3 block does better): panel form from
+#: H >= 32 (float32), 96 (float64).
+#:
+#: 64-byte vectors (AVX-512; Intel Xeon "Emerald Rapids"), speed-up over
+#: numpy of the axpy / dot / panel forms (the bench's method, median of 7):
+#: float64 2048x512x24 0.99 / 0.57 / 0.52, x28 0.71 / 0.63 / 0.73, x31
+#: 0.94 / 0.53 / 0.73, x32 0.73 / 0.55 / 0.62, x40 0.76 / 0.56 / 0.67, x64
+#: 0.58 / 0.61 / 0.87, x96 0.66 / 0.69 / 1.08, 512x512x32 0.95 / 0.82 /
+#: 0.97, x64 0.65 / 0.73 / 0.97, 100x784x32 0.52 / 0.50 / 0.74, x64 0.49 /
+#: 0.68 / 0.91; float32 2048x512x20 1.03 / 0.42 / 0.71, x24 0.75 / 0.35 /
+#: 0.60, x28 0.68 / 0.36 / 0.80, x31 0.63 / 0.39 / 0.84, x32 0.66 / 0.35 /
+#: 0.62, 512x512x24 0.90 / 0.63 / 1.17, x32 0.62 / 0.47 / 1.13,
+#: 4096x256x24 0.74 / 0.45 / 0.95, 100x784x32 0.66 / 0.38 / 0.69: the dot
+#: form never wins; panel form from H >= 24 (float32), 32 (float64).
+PANEL_BACKWARD_MIN_H_F32 = 24 if VECTOR_BYTES == 64 else 32
+PANEL_BACKWARD_MIN_H_F64 = 32 if VECTOR_BYTES == 64 else 96
 #: A parallel forward with H >= ``SHORT_H`` runs the panel form with x read
 #: in place (:func:`kernels._forward_direct`). Measured against what ran
 #: before (same process, random order, median of 11 rounds, speed-up over
@@ -213,7 +233,7 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
     if pair is kernels.forward_kernels:
         if H >= SHORT_H:
             pair = kernels.forward_direct_kernels
-    elif H >= BACKWARD_SHORT_H and (dt is _F32 or H >= PANEL_BACKWARD_MIN_H_F64):
+    elif dt is not None and H >= (PANEL_BACKWARD_MIN_H_F32 if dt is _F32 else PANEL_BACKWARD_MIN_H_F64):
         pair = kernels.backward_panel_kernels
     return _DYNAMIC[pair]
 

@@ -990,16 +990,23 @@ DIRECT_KC = 1024
 
 
 @helper
-def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p):
+def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p, a_trans=False):
     """Rows ``i0:i1`` x panel ``p`` of ``y = x . W + b`` (``y += x . W`` with
     ``accumulate``) with x's rows read in place (no packed copy): the
     register block broadcasts ``x[i + r, k]`` straight from x (6 rows,
     stride D) and reads W's packed panel ``p``. The backward runs it too:
-    dx on (dout, W.T's panels), dW on (x.T packed, dout's panels)."""
-    N, D = x.shape
+    dx on (dout, W.T's panels), dW on (x.T packed, dout's panels) or, with
+    ``a_trans``, on x's columns in place (``y = x.T . W``: x is N x D, y
+    is D x H; the block's rows are neighbouring elements of a row of x)."""
+    if a_trans:  # y = x.T . W: x's columns are the rows, read in place
+        D, N = x.shape
+        a_ks, a_rs = N, 1
+    else:
+        N, D = x.shape
+        a_ks, a_rs = 1, D
     H = y.shape[1]
     nr = panel_width(y.itemsize)
-    xf = x.reshape(N * D)
+    xf = x.reshape(x.size)
     yf = y.reshape(N * H)
     T = np.empty(PANEL_ROWS * nr, y.dtype)
     zeros = np.zeros(nr, y.dtype)
@@ -1012,16 +1019,16 @@ def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p):
         b0 = p * D * nr + k0 * nr
         for i in range(i0, i1, PANEL_ROWS):
             rows = min(PANEL_ROWS, i1 - i)
-            a0 = i * D + k0
+            a0 = i * a_rs + k0 * a_ks
             if rows == PANEL_ROWS and w == nr:
                 # `rows`, not the constant: with 6 rows known LLVM derives
                 # the rows' addresses from one another and its schedule of
                 # the unrolled loop spilled half the sums (inspect_asm: 49
                 # stack accesses per 2 steps of k, 1.6x slower); this way
                 # the rows are six independent streams (no spills)
-                _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, yf, i * H + j0, H, first, bias, j0)
+                _panel_block(kc, xf, a0, a_ks, a_rs, rows, Wp, b0, nr, yf, i * H + j0, H, first, bias, j0)
                 continue
-            _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, T, 0, nr, True, zeros, 0)
+            _panel_block(kc, xf, a0, a_ks, a_rs, rows, Wp, b0, nr, T, 0, nr, True, zeros, 0)
             _panel_edge(T, y, i, rows, j0, w, first, bias)
 
 
@@ -1156,6 +1163,20 @@ def _forward_direct(x, W, b, y, scratch):
         _column_tile(x, Wp, Wr, y, bias, False, i0, i1, p, n_pan, yr)
 
 
+#: Batches of at most this many rows: the panel backward's dW reads x's
+#: columns in place (:func:`_direct_tile` with ``a_trans``: the block's six
+#: rows are six neighbouring elements of one row of x, one row of x per step
+#: of the sum) and its last panel is zero-padded, instead of packing x.T
+#: (:func:`_pack_transposed`) and the dot form's remainder columns. Whole
+#: backward, packed / in place time (same process, interleaved, median of
+#: 15): 100x784x100 1.05 (float64) 1.06 (float32), 64x512x100 1.08 / 1.02,
+#: 128x1024x256 float64 1.10, 512x512x64 float32 1.04; but 200x784x300
+#: float32 0.92, 256x1024x256 float32 0.93, 1024^3 dW alone 0.45 (float64)
+#: 0.58 (float32): long columns of x read with a stride of a row
+#: (a page per step at D = 1024 float64) lose to the packed copy.
+DW_IN_PLACE_MAX_N = 128
+
+
 @helper
 def backward_panels_size(dout, x, W, flags):
     """Elements of scratch :func:`_backward_panels` needs: W.T in panels
@@ -1171,7 +1192,7 @@ def _backward_panel_sizes(N, D, H, flags, itemsize):
     (dW: K = N, H columns) and of x.T (dW: D x N); 0 for a part not wanted."""
     n_wt = panels_size(H, D, itemsize) if flags & WANT_DX else 0
     n_dp = panels_size(N, H, itemsize) if flags & WANT_DW else 0
-    n_xt = D * N if flags & WANT_DW else 0
+    n_xt = D * N if flags & WANT_DW and N > DW_IN_PLACE_MAX_N else 0
     return n_wt, n_dp, n_xt
 
 
@@ -1185,7 +1206,9 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     dout's rows, read in place, and W.T packed into panels
     (:func:`_pack_panel_t`). ``dW (+)= x.T . dout`` is the same product on
     x.T, packed whole into scratch (:func:`_pack_transposed`), and dout's
-    panels (a straight copy of its rows). Both packings move square blocks
+    panels (a straight copy of its rows); for a batch of at most
+    ``DW_IN_PLACE_MAX_N`` rows it reads x's columns in place instead
+    (no x.T). Both packings move square blocks
     of vectors; an earlier form packed x's columns for every tile, element
     by element, and measured 0.80-0.93x numpy's backward at 1024^3
     (README, Performance). One parallel loop packs, one runs the tiles of
@@ -1199,13 +1222,16 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     itemsize = dout.itemsize
     nr = panel_width(itemsize)
     n_pd, w_d = _panel_split(D, itemsize) if want_dx else (0, 0)
+    in_place = N <= DW_IN_PLACE_MAX_N  # dW reads x's columns in place
     n_ph, w_h = _panel_split(H, itemsize) if want_dw else (0, 0)
-    n_tr = _cdiv(D, TRANSPOSED_ROWS) if want_dw else 0  # tasks packing x.T
+    if in_place:
+        n_ph, w_h = n_ph + (w_h > 0), 0
+    n_tr = _cdiv(D, TRANSPOSED_ROWS) if want_dw and not in_place else 0  # tasks packing x.T
     n_wt, n_dp, n_xt = _backward_panel_sizes(N, D, H, flags, itemsize)
     buf = _room(scratch, n_wt + n_dp + n_xt)
     Wtp = buf[:n_wt]
     Dp = buf[n_wt : n_wt + n_dp]
-    xT = buf[n_wt + n_dp : n_wt + n_dp + n_xt].reshape(D if want_dw else 0, N)
+    xT = buf[n_wt + n_dp : n_wt + n_dp + n_xt].reshape(D if n_xt else 0, N)
     # remainder columns (:func:`_panel_split`) as rows: of W.T (rows of W)
     # for dx, of dout for dW; and their sums
     Wr = np.empty((w_d, H), dout.dtype)
@@ -1235,7 +1261,10 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     for t in prange(n_dw + n_dx + n_db):  # dW tiles, then dx tiles, then db tiles
         if t < n_dw:
             i0, i1, p = _panel_tile_bounds(t, dw_ct, D, dw_rt)
-            _column_tile(xT, Dp, Dr, dW, zeros, accumulate, i0, i1, p, n_ph, dwr)
+            if in_place:
+                _direct_tile(x, Dp, dW, zeros, accumulate, i0, i1, p, True)
+            else:
+                _column_tile(xT, Dp, Dr, dW, zeros, accumulate, i0, i1, p, n_ph, dwr)
         elif t < n_dw + n_dx:
             i0, i1, p = _panel_tile_bounds(t - n_dw, dx_ct, N, dx_rt)
             _column_tile(dout, Wtp, Wr, dx, zeros, False, i0, i1, p, n_pd, dxr)
