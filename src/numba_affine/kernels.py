@@ -990,23 +990,17 @@ DIRECT_KC = 1024
 
 
 @helper
-def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p, a_trans=False):
+def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p):
     """Rows ``i0:i1`` x panel ``p`` of ``y = x . W + b`` (``y += x . W`` with
     ``accumulate``) with x's rows read in place (no packed copy): the
     register block broadcasts ``x[i + r, k]`` straight from x (6 rows,
     stride D) and reads W's packed panel ``p``. The backward runs it too:
-    dx on (dout, W.T's panels), dW on (x.T packed, dout's panels) or, with
-    ``a_trans``, on x's columns in place (``y = x.T . W``: x is N x D, y
-    is D x H; the block's rows are neighbouring elements of a row of x)."""
-    if a_trans:  # y = x.T . W: x's columns are the rows, read in place
-        D, N = x.shape
-        a_ks, a_rs = N, 1
-    else:
-        N, D = x.shape
-        a_ks, a_rs = 1, D
+    dx on (dout, W.T's panels), dW on (x.T packed, dout's panels; or x's
+    columns in place, :func:`_direct_tile_t`)."""
+    N, D = x.shape
     H = y.shape[1]
     nr = panel_width(y.itemsize)
-    xf = x.reshape(x.size)
+    xf = x.reshape(N * D)
     yf = y.reshape(N * H)
     T = np.empty(PANEL_ROWS * nr, y.dtype)
     zeros = np.zeros(nr, y.dtype)
@@ -1019,17 +1013,52 @@ def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p, a_trans=False):
         b0 = p * D * nr + k0 * nr
         for i in range(i0, i1, PANEL_ROWS):
             rows = min(PANEL_ROWS, i1 - i)
-            a0 = i * a_rs + k0 * a_ks
+            a0 = i * D + k0
             if rows == PANEL_ROWS and w == nr:
                 # `rows`, not the constant: with 6 rows known LLVM derives
                 # the rows' addresses from one another and its schedule of
                 # the unrolled loop spilled half the sums (inspect_asm: 49
                 # stack accesses per 2 steps of k, 1.6x slower); this way
                 # the rows are six independent streams (no spills)
-                _panel_block(kc, xf, a0, a_ks, a_rs, rows, Wp, b0, nr, yf, i * H + j0, H, first, bias, j0)
+                _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, yf, i * H + j0, H, first, bias, j0)
                 continue
-            _panel_block(kc, xf, a0, a_ks, a_rs, rows, Wp, b0, nr, T, 0, nr, True, zeros, 0)
+            _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, T, 0, nr, True, zeros, 0)
             _panel_edge(T, y, i, rows, j0, w, first, bias)
+
+
+@helper
+def _direct_tile_t(x, Bp, C, bias, accumulate, i0, i1, p):
+    """Rows ``i0:i1`` x panel ``p`` of ``C (+)= x.T . B`` (x is N x D, C is
+    D x H; ``bias`` as in :func:`_direct_tile`) with x's columns read in place:
+    the block's six rows at step ``k`` are ``x[k, i:i+6]``, neighbours in
+    one row of x. A twin of :func:`_direct_tile`, not a flag of it, so that
+    the forward's block keeps constant strides (1 and D) in its calls, the
+    code whose machine code and speed were checked (a flag made them
+    variables; the forward then measured 0.74-0.92x of its speed before,
+    inside this host's noise, which reached 0.87-1.51x between two copies
+    of the same code in one process)."""
+    N, D = x.shape
+    H = C.shape[1]
+    nr = panel_width(C.itemsize)
+    xf = x.reshape(N * D)
+    Cf = C.reshape(D * H)
+    T = np.empty(PANEL_ROWS * nr, C.dtype)
+    zeros = np.zeros(nr, C.dtype)
+    j0 = p * nr
+    w = min(nr, H - j0)
+    kc_max = _equal_blocks(N, DIRECT_KC)
+    for k0 in range(0, max(N, 1), kc_max):
+        kc = min(kc_max, N - k0)
+        first = k0 == 0 and not accumulate
+        b0 = p * N * nr + k0 * nr
+        for i in range(i0, i1, PANEL_ROWS):
+            rows = min(PANEL_ROWS, i1 - i)
+            a0 = k0 * D + i
+            if rows == PANEL_ROWS and w == nr:
+                _panel_block(kc, xf, a0, D, 1, rows, Bp, b0, nr, Cf, i * H + j0, H, first, bias, j0)
+                continue
+            _panel_block(kc, xf, a0, D, 1, rows, Bp, b0, nr, T, 0, nr, True, zeros, 0)
+            _panel_edge(T, C, i, rows, j0, w, first, bias)
 
 
 @helper
@@ -1164,7 +1193,7 @@ def _forward_direct(x, W, b, y, scratch):
 
 
 #: Batches of at most this many rows: the panel backward's dW reads x's
-#: columns in place (:func:`_direct_tile` with ``a_trans``: the block's six
+#: columns in place (:func:`_direct_tile_t`: the block's six
 #: rows are six neighbouring elements of one row of x, one row of x per step
 #: of the sum) and its last panel is zero-padded, instead of packing x.T
 #: (:func:`_pack_transposed`) and the dot form's remainder columns. Whole
@@ -1262,7 +1291,7 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
         if t < n_dw:
             i0, i1, p = _panel_tile_bounds(t, dw_ct, D, dw_rt)
             if in_place:
-                _direct_tile(x, Dp, dW, zeros, accumulate, i0, i1, p, True)
+                _direct_tile_t(x, Dp, dW, zeros, accumulate, i0, i1, p)
             else:
                 _column_tile(xT, Dp, Dr, dW, zeros, accumulate, i0, i1, p, n_ph, dwr)
         elif t < n_dw + n_dx:
