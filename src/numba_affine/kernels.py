@@ -1150,6 +1150,16 @@ def _panel_tile_bounds(t, n_ct, M, row_tile):
     return i0, min(M, i0 + row_tile), t - ti * n_ct
 
 
+@helper
+def _pack_column_tile(W, Wp, Wr, p, n_pan):
+    """Pack what column tile ``p`` of the forward reads: W's panel ``p``,
+    or the remainder columns as rows after the last panel."""
+    if p < n_pan:
+        _pack_panel(W, Wp, p)
+    else:
+        _pack_columns_t(W, n_pan * panel_width(Wp.itemsize), Wr)
+
+
 def _forward_direct(x, W, b, y, scratch):
     """Forward pass ``y = x . W + b`` in the panel form, x read in place.
 
@@ -1169,7 +1179,11 @@ def _forward_direct(x, W, b, y, scratch):
     1024^3 1.01 / 0.92 and 1.00 / 0.97, 512^3 1.07 / 1.03, 2048x300x256
     1.13 / 1.13, 257x784x300 0.97 / 0.79), so the forward has no packed-x
     variant. Two parallel loops: W's panels, then tiles of up to
-    ``DIRECT_ROW_TILE`` rows x one panel. Each element of y is summed by
+    ``DIRECT_ROW_TILE`` rows x one panel; when one tile covers all rows,
+    each tile packs its own panel and the first loop is empty (one thread
+    wake-up less: 100x784x100 forward, same process, interleaved, median of
+    15 / 21 rounds, 1.08x / 1.24x faster in float64, 1.15x / 1.02x in
+    float32; 128x256x64 float32 unchanged). Each element of y is summed by
     one thread in a fixed order: bitwise identical for any thread count.
     """
     N, D = x.shape
@@ -1179,16 +1193,16 @@ def _forward_direct(x, W, b, y, scratch):
     Wp = _room(scratch, n_pan * nr * D)
     Wr = np.empty((w, D), x.dtype)  # remainder columns of W, as rows
     yr = np.empty((N if w else 0, w), x.dtype)
-    for p in prange(n_pan + (w > 0)):
-        if p < n_pan:
-            _pack_panel(W, Wp, p)
-        else:
-            _pack_columns_t(W, n_pan * nr, Wr)
     bias = _padded_bias(b, H, x.itemsize)
     row_tile = _row_tile(N, DIRECT_ROW_TILE)
     n_ct = n_pan + (w > 0)  # column tiles: panels, then the remainder
+    one_row = row_tile >= N  # one row of tiles: each panel serves one tile
+    for p in prange(0 if one_row else n_ct):
+        _pack_column_tile(W, Wp, Wr, p, n_pan)
     for t in prange(_cdiv(N, row_tile) * n_ct):
         i0, i1, p = _panel_tile_bounds(t, n_ct, N, row_tile)
+        if one_row:
+            _pack_column_tile(W, Wp, Wr, p, n_pan)
         _column_tile(x, Wp, Wr, y, bias, False, i0, i1, p, n_pan, yr)
 
 
