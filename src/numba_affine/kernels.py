@@ -989,6 +989,41 @@ DIRECT_ROW_TILE = 128
 DIRECT_KC = 1024
 
 
+@helper(inline=True)
+def _direct_rows(af, K, a_ks, a_rs, Bp, C, bias, accumulate, i0, i1, p):
+    """Rows ``i0:i1`` x panel ``p`` of ``C = A . B + bias`` (``C += A . B``
+    with ``accumulate``): A read in place from the flat ``af``, its row
+    ``i`` at step ``k`` at ``af[i * a_rs + k * a_ks]``, K steps; B in
+    packed panels (``Bp``). Inlined into :func:`_direct_tile` and
+    :func:`_direct_tile_t` at Numba's IR level, so that each one's strides
+    are constants in its calls of the register block."""
+    M, P = C.shape
+    nr = panel_width(C.itemsize)
+    Cf = C.reshape(M * P)
+    T = np.empty(PANEL_ROWS * nr, C.dtype)
+    zeros = np.zeros(nr, C.dtype)
+    j0 = p * nr
+    w = min(nr, P - j0)
+    kc_max = _equal_blocks(K, DIRECT_KC)
+    for k0 in range(0, max(K, 1), kc_max):  # K = 0: one block of 0 steps, C = bias
+        kc = min(kc_max, K - k0)
+        first = k0 == 0 and not accumulate
+        b0 = p * K * nr + k0 * nr
+        for i in range(i0, i1, PANEL_ROWS):
+            rows = min(PANEL_ROWS, i1 - i)
+            a0 = i * a_rs + k0 * a_ks
+            if rows == PANEL_ROWS and w == nr:
+                # `rows`, not the constant: with 6 rows known LLVM derives
+                # the rows' addresses from one another and its schedule of
+                # the unrolled loop spilled half the sums (inspect_asm: 49
+                # stack accesses per 2 steps of k, 1.6x slower); this way
+                # the rows are six independent streams (no spills)
+                _panel_block(kc, af, a0, a_ks, a_rs, rows, Bp, b0, nr, Cf, i * P + j0, P, first, bias, j0)
+                continue
+            _panel_block(kc, af, a0, a_ks, a_rs, rows, Bp, b0, nr, T, 0, nr, True, zeros, 0)
+            _panel_edge(T, C, i, rows, j0, w, first, bias)
+
+
 @helper
 def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p):
     """Rows ``i0:i1`` x panel ``p`` of ``y = x . W + b`` (``y += x . W`` with
@@ -998,32 +1033,7 @@ def _direct_tile(x, Wp, y, bias, accumulate, i0, i1, p):
     dx on (dout, W.T's panels), dW on (x.T packed, dout's panels; or x's
     columns in place, :func:`_direct_tile_t`)."""
     N, D = x.shape
-    H = y.shape[1]
-    nr = panel_width(y.itemsize)
-    xf = x.reshape(N * D)
-    yf = y.reshape(N * H)
-    T = np.empty(PANEL_ROWS * nr, y.dtype)
-    zeros = np.zeros(nr, y.dtype)
-    j0 = p * nr
-    w = min(nr, H - j0)
-    kc_max = _equal_blocks(D, DIRECT_KC)
-    for k0 in range(0, max(D, 1), kc_max):  # D = 0: one block of 0 steps, y = b
-        kc = min(kc_max, D - k0)
-        first = k0 == 0 and not accumulate
-        b0 = p * D * nr + k0 * nr
-        for i in range(i0, i1, PANEL_ROWS):
-            rows = min(PANEL_ROWS, i1 - i)
-            a0 = i * D + k0
-            if rows == PANEL_ROWS and w == nr:
-                # `rows`, not the constant: with 6 rows known LLVM derives
-                # the rows' addresses from one another and its schedule of
-                # the unrolled loop spilled half the sums (inspect_asm: 49
-                # stack accesses per 2 steps of k, 1.6x slower); this way
-                # the rows are six independent streams (no spills)
-                _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, yf, i * H + j0, H, first, bias, j0)
-                continue
-            _panel_block(kc, xf, a0, 1, D, rows, Wp, b0, nr, T, 0, nr, True, zeros, 0)
-            _panel_edge(T, y, i, rows, j0, w, first, bias)
+    _direct_rows(x.reshape(N * D), D, 1, D, Wp, y, bias, accumulate, i0, i1, p)
 
 
 @helper
@@ -1031,34 +1041,9 @@ def _direct_tile_t(x, Bp, C, bias, accumulate, i0, i1, p):
     """Rows ``i0:i1`` x panel ``p`` of ``C (+)= x.T . B`` (x is N x D, C is
     D x H; ``bias`` as in :func:`_direct_tile`) with x's columns read in place:
     the block's six rows at step ``k`` are ``x[k, i:i+6]``, neighbours in
-    one row of x. A twin of :func:`_direct_tile`, not a flag of it, so that
-    the forward's block keeps constant strides (1 and D) in its calls, the
-    code whose machine code and speed were checked (a flag made them
-    variables; the forward then measured 0.74-0.92x of its speed before,
-    inside this host's noise, which reached 0.87-1.51x between two copies
-    of the same code in one process)."""
+    one row of x."""
     N, D = x.shape
-    H = C.shape[1]
-    nr = panel_width(C.itemsize)
-    xf = x.reshape(N * D)
-    Cf = C.reshape(D * H)
-    T = np.empty(PANEL_ROWS * nr, C.dtype)
-    zeros = np.zeros(nr, C.dtype)
-    j0 = p * nr
-    w = min(nr, H - j0)
-    kc_max = _equal_blocks(N, DIRECT_KC)
-    for k0 in range(0, max(N, 1), kc_max):
-        kc = min(kc_max, N - k0)
-        first = k0 == 0 and not accumulate
-        b0 = p * N * nr + k0 * nr
-        for i in range(i0, i1, PANEL_ROWS):
-            rows = min(PANEL_ROWS, i1 - i)
-            a0 = k0 * D + i
-            if rows == PANEL_ROWS and w == nr:
-                _panel_block(kc, xf, a0, D, 1, rows, Bp, b0, nr, Cf, i * H + j0, H, first, bias, j0)
-                continue
-            _panel_block(kc, xf, a0, D, 1, rows, Bp, b0, nr, T, 0, nr, True, zeros, 0)
-            _panel_edge(T, C, i, rows, j0, w, first, bias)
+    _direct_rows(x.reshape(N * D), N, D, 1, Bp, C, bias, accumulate, i0, i1, p)
 
 
 @helper
@@ -1266,9 +1251,12 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
     nr = panel_width(itemsize)
     n_pd, w_d = _panel_split(D, itemsize) if want_dx else (0, 0)
     in_place = N <= DW_IN_PLACE_MAX_N  # dW reads x's columns in place
-    n_ph, w_h = _panel_split(H, itemsize) if want_dw else (0, 0)
-    if in_place:
-        n_ph, w_h = n_ph + (w_h > 0), 0
+    if not want_dw:
+        n_ph, w_h = 0, 0
+    elif in_place:  # no remainder columns: the last panel is padded
+        n_ph, w_h = _cdiv(H, nr), 0
+    else:
+        n_ph, w_h = _panel_split(H, itemsize)
     n_tr = _cdiv(D, TRANSPOSED_ROWS) if want_dw and not in_place else 0  # tasks packing x.T
     n_wt, n_dp, n_xt = _backward_panel_sizes(N, D, H, flags, itemsize)
     buf = _room(scratch, n_wt + n_dp + n_xt)
