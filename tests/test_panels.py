@@ -112,7 +112,7 @@ def test_api_reads_x_in_place_for_parallel_forwards():
     par, h = api.PARALLEL_MIN_WORK, api.SHORT_H
     assert api._pick(forward, par, h) is direct
     assert api._pick(forward, 1 << 30, 1024) is direct
-    assert api._pick(forward, par - 1, 100) is forward.serial
+    assert api._pick(forward, par - 1, 100) is kernels.small_forward
     assert api._pick(forward, par, h - 1) is api._DYNAMIC[forward]  # short H: dot form
 
 
@@ -126,10 +126,11 @@ def test_api_picks_the_panel_backward_by_dtype_and_width():
     assert (h32, h64) == ((24, 32) if wide else (32, 96))
     assert api._pick(backward_, par, h32, f32) is panel
     assert api._pick(backward_, par, h32 - 1, f32) is dot  # short H: axpy form
-    assert api._pick(backward_, par - 1, 100, f32) is backward_.serial
+    assert api._pick(backward_, par - 1, 100, f32) is kernels.small_backward
     assert api._pick(backward_, par, h64, f64) is panel
     assert api._pick(backward_, 1 << 30, h64 - 1, f64) is dot
-    assert api._pick(backward_, par - 1, h64, f64) is backward_.serial
+    assert api._pick(backward_, par - 1, h64, f64) is kernels.small_backward
+    assert api._pick(backward_, 0) is kernels.small_backward  # affine_db of an empty dout
     assert api._pick(backward_, par) is dot  # affine_db passes no H, no dtype
 
 

@@ -246,8 +246,8 @@ CACHE_SCRIPT = textwrap.dedent(
     ok = np.allclose(na.affine_forward(x, W, b), x @ W + b)
     dx, dW, db = na.affine_backward(d, x, W)
     ok = ok and np.allclose(dx, d @ W.T) and np.allclose(dW, x.T @ d) and np.allclose(db, d.sum(0))
-    hits = sum(sum(k.stats.cache_hits.values()) for k in (kernels.forward_kernels.serial, kernels.backward_kernels.serial))
-    misses = sum(sum(k.stats.cache_misses.values()) for k in (kernels.forward_kernels.serial, kernels.backward_kernels.serial))
+    hits = sum(sum(k.stats.cache_hits.values()) for k in (kernels.small_forward, kernels.small_backward))
+    misses = sum(sum(k.stats.cache_misses.values()) for k in (kernels.small_forward, kernels.small_backward))
     print("ok" if ok else "WRONG", hits, misses)
     """
 )

@@ -109,6 +109,59 @@ def vstore(typingctx, array, index, value):
     return sig, codegen
 
 
+def _first_lanes(context, builder, lanes, n, n_type):
+    """The mask ``[0, 1, ..., lanes - 1] < n`` (``<lanes x i1>``)."""
+    i32 = ir.IntType(32)
+    vec = ir.VectorType(i32, lanes)
+    n32 = context.cast(builder, n, n_type, types.int32)
+    splat = builder.insert_element(ir.Constant(vec, ir.Undefined), n32, ir.Constant(i32, 0))
+    splat = builder.shuffle_vector(splat, ir.Constant(vec, ir.Undefined), ir.Constant(vec, [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(vec, list(range(lanes))), splat)
+
+
+@intrinsic
+def vload_part(typingctx, array, index, n):
+    """The vector at ``array.flat[index : index + n]``, zeros in the lanes
+    from ``n`` on (``llvm.masked.load``: a masked-off lane is never read, so
+    the vector may run past the array's end; ``n <= 0`` reads nothing)."""
+    vector_type = VectorType(array.dtype)
+    sig = vector_type(array, index, n)
+
+    def codegen(context, builder, sig, args):
+        vector = context.get_value_type(vector_type)
+        mask = _first_lanes(context, builder, vector_type.lanes, args[2], sig.args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vector, [vector.as_pointer(), ir.IntType(32), mask.type, vector]),
+            f"llvm.masked.load.v{vector_type.lanes}f{array.dtype.bitwidth}.p0",
+        )
+        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
+        return builder.call(fn, [_vector_pointer(context, builder, sig, args), align, mask, ir.Constant(vector, None)])
+
+    return sig, codegen
+
+
+@intrinsic
+def vstore_part(typingctx, array, index, value, n):
+    """Store the first ``n`` lanes of ``value`` at ``array.flat[index :]``
+    (``llvm.masked.store``: nothing is written from lane ``n`` on)."""
+    sig = types.void(array, index, value, n)
+
+    def codegen(context, builder, sig, args):
+        vector = args[2].type
+        mask = _first_lanes(context, builder, vector.count, args[3], sig.args[3])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), ir.IntType(32), mask.type]),
+            f"llvm.masked.store.v{vector.count}f{array.dtype.bitwidth}.p0",
+        )
+        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
+        builder.call(fn, [args[2], _vector_pointer(context, builder, sig, args), align, mask])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @intrinsic
 def vbroadcast(typingctx, array, index):
     """A vector with ``array.flat[index]`` in every lane (``vbroadcastss/sd``)."""

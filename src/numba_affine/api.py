@@ -220,15 +220,20 @@ PANEL_BACKWARD_MIN_H_F64 = 32 if VECTOR_BYTES == 64 else 96
 
 
 def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
-    """The kernel for this much work: serial below ``PARALLEL_MIN_WORK``,
-    else the parallel dot form or a panel form (the rules above; the
-    forward calls pass H, the backward calls also the dtype).
+    """The kernel for this much work: the small form below
+    ``PARALLEL_MIN_WORK`` (:func:`kernels.small_forward`,
+    :func:`kernels.small_backward`; serial), else the parallel dot form or
+    a panel form (the rules above; the forward calls pass H, the backward
+    calls also the dtype). A forked child runs the serial twins of the
+    large forms.
 
     One function, not two, because it is on every call's path (a second
     Python call cost ~80 ns at the seed's size, measured); the serial case,
     every small call, is decided first.
     """
-    if work < PARALLEL_MIN_WORK or _in_forked_child:
+    if work < PARALLEL_MIN_WORK:
+        return kernels.small_forward if pair is kernels.forward_kernels else kernels.small_backward
+    if _in_forked_child:
         return pair.serial
     if pair is kernels.forward_kernels:
         if H >= SHORT_H:
@@ -697,9 +702,9 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         b = np.zeros(2, dt)
         dout = np.zeros((2, 2), dt)
         everything = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
-        # what _pick can return: both twins of the dot forms, the parallel
-        # panel forms
-        for kernel in (*kernels.forward_kernels, kernels.forward_direct_kernels.parallel):
+        # what _pick can return: the small forms, both twins of the dot
+        # forms (the serial ones for a forked child), the parallel panel forms
+        for kernel in (kernels.small_forward, *kernels.forward_kernels, kernels.forward_direct_kernels.parallel):
             kernel(x, W, b, np.empty((2, 2), dt), _EMPTY[dt])
-        for kernel in (*kernels.backward_kernels, kernels.backward_panel_kernels.parallel):
+        for kernel in (kernels.small_backward, *kernels.backward_kernels, kernels.backward_panel_kernels.parallel):
             kernel(dout, x, W, np.empty((2, 3), dt), np.empty((3, 2), dt), b, everything, _EMPTY[dt])

@@ -54,7 +54,19 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, twin_kernels
-from ._simd import VECTOR_BYTES, prefetch_for_write, vadd, vbroadcast, vfma, vload, vstore, vtranspose, vzeros
+from ._simd import (
+    VECTOR_BYTES,
+    prefetch_for_write,
+    vadd,
+    vbroadcast,
+    vfma,
+    vload,
+    vload_part,
+    vstore,
+    vstore_part,
+    vtranspose,
+    vzeros,
+)
 
 #: Bytes of the summed dimension handled per block in the dot form.
 KC_BYTES = 8192
@@ -1302,6 +1314,155 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
         else:
             j0 = (t - n_dw - n_dx) * DB_COL_TILE
             _colsum_tile(dout, db, accumulate, j0, min(H, j0 + DB_COL_TILE))
+
+
+# ---------------------------------------------------------------- small form
+#
+# The panel form's register block with every operand read where it is:
+# no packing, no scratch, no edge buffers. B's rows are read with their own
+# stride and its last vector, and C's, are cut to the columns that exist
+# (masked loads and stores, :func:`~numba_affine._simd.vload_part`). api runs
+# it for every call below ``api.PARALLEL_MIN_WORK``: at such sizes packing
+# and the call's fixed costs are most of the time.
+
+
+@helper(inline=True)
+def _part_store(C, o, n, s0, s1, bias, jb, nb, accumulate):
+    """One row of a small-form block: ``C.flat[o : o + n] = s + bias[jb :
+    jb + nb]`` (the bias lanes past ``nb`` read as zeros), or ``+= s`` with
+    ``accumulate``; ``s0`` and ``s1`` are the row's two vectors."""
+    L = VECTOR_BYTES // C.itemsize
+    if accumulate:
+        vstore_part(C, o, vadd(s0, vload_part(C, o, n)), n)
+        vstore_part(C, o + L, vadd(s1, vload_part(C, o + L, n - L)), n - L)
+    else:
+        vstore_part(C, o, vadd(s0, vload_part(bias, jb, nb)), n)
+        vstore_part(C, o + L, vadd(s1, vload_part(bias, jb + L, nb - L)), n - L)
+
+
+@helper(inline=True)
+def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb, nb, accumulate):
+    """``rows`` (at most 6) rows x ``n`` (at most two vectors) columns of
+    ``C (+)= A . B (+ bias)``, all flat and read in place.
+
+    Row ``r`` of A at step ``k`` is ``A[a0 + r * a_rs + k * a_ks]``; B's row
+    ``k`` starts at ``B[b0 + k * ldb]``; C's row ``r`` at ``C[c0 + r * ldc]``.
+    Rows past ``rows`` re-read the last row and are not stored. The bias
+    of the block's columns starts at ``bias[jb]`` and has ``nb`` lanes
+    (0 or less: none). Per step of k: two masked loads of B, 6 broadcasts, 12
+    FMAs, as :func:`_panel_block`.
+    """
+    L = VECTOR_BYTES // C.itemsize
+    c00 = vzeros(C)
+    c01 = vzeros(C)
+    c10 = vzeros(C)
+    c11 = vzeros(C)
+    c20 = vzeros(C)
+    c21 = vzeros(C)
+    c30 = vzeros(C)
+    c31 = vzeros(C)
+    c40 = vzeros(C)
+    c41 = vzeros(C)
+    c50 = vzeros(C)
+    c51 = vzeros(C)
+    last = rows - 1
+    a1 = a0 + min(1, last) * a_rs
+    a2 = a0 + min(2, last) * a_rs
+    a3 = a0 + min(3, last) * a_rs
+    a4 = a0 + min(4, last) * a_rs
+    a5 = a0 + min(5, last) * a_rs
+    for k in range(K):
+        b = b0 + k * ldb
+        v0 = vload_part(B, b, n)
+        v1 = vload_part(B, b + L, n - L)
+        o = k * a_ks
+        s = vbroadcast(A, a0 + o)
+        c00 = vfma(s, v0, c00)
+        c01 = vfma(s, v1, c01)
+        s = vbroadcast(A, a1 + o)
+        c10 = vfma(s, v0, c10)
+        c11 = vfma(s, v1, c11)
+        s = vbroadcast(A, a2 + o)
+        c20 = vfma(s, v0, c20)
+        c21 = vfma(s, v1, c21)
+        s = vbroadcast(A, a3 + o)
+        c30 = vfma(s, v0, c30)
+        c31 = vfma(s, v1, c31)
+        s = vbroadcast(A, a4 + o)
+        c40 = vfma(s, v0, c40)
+        c41 = vfma(s, v1, c41)
+        s = vbroadcast(A, a5 + o)
+        c50 = vfma(s, v0, c50)
+        c51 = vfma(s, v1, c51)
+    _part_store(C, c0, n, c00, c01, bias, jb, nb, accumulate)
+    if rows > 1:
+        _part_store(C, c0 + ldc, n, c10, c11, bias, jb, nb, accumulate)
+    if rows > 2:
+        _part_store(C, c0 + 2 * ldc, n, c20, c21, bias, jb, nb, accumulate)
+    if rows > 3:
+        _part_store(C, c0 + 3 * ldc, n, c30, c31, bias, jb, nb, accumulate)
+    if rows > 4:
+        _part_store(C, c0 + 4 * ldc, n, c40, c41, bias, jb, nb, accumulate)
+    if rows > 5:
+        _part_store(C, c0 + 5 * ldc, n, c50, c51, bias, jb, nb, accumulate)
+
+
+@helper(inline=True)
+def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
+    """``C (+)= A . B (+ bias)`` for an M x P output in small-form blocks,
+    a column block (two vectors) at a time; A's row ``i`` at step ``k`` is
+    ``A[i * a_rs + k * a_ks]``, B is K x P row-major, C is M x P row-major
+    (all flat)."""
+    nr = 2 * (VECTOR_BYTES // C.itemsize)
+    for j0 in range(0, P, nr):
+        for i in range(0, M, PANEL_ROWS):
+            rows = min(PANEL_ROWS, M - i)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate)
+
+
+@helper
+def small_forward(x, W, b, y, scratch):
+    """Forward pass ``y = x . W + b`` in the small form (arguments as
+    :func:`_forward`; ``scratch`` is not used): x's rows and W's rows read
+    in place."""
+    N, D = x.shape
+    H = W.shape[1]
+    _part_product(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
+
+
+@helper
+def small_backward(dout, x, W, dx, dW, db, flags, scratch):
+    """The backward pass of :func:`_backward` (same arguments; ``SHORT_H``
+    is ignored) in the small form: ``dx = dout . W.T`` on dout's rows in
+    place and W.T (packed into ``scratch``, or a new buffer when it is
+    shorter, H x D); ``dW (+)= x.T . dout`` with x's columns and dout's
+    rows in place; ``db`` summed a vector of columns at a time."""
+    N, D, H = _backward_sizes(dout, x, W, flags)
+    accumulate = (flags & ACCUMULATE) != 0
+    fd = dout.reshape(N * H)
+    if flags & WANT_DX:
+        Wt = _room(scratch, H * D)
+        for h in range(H):  # rows of W.T written in order
+            for d in range(D):
+                Wt[h * D + d] = W[d, h]
+        _part_product(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
+    if flags & WANT_DW:
+        # a literal flag in each call: the flag as a variable cost ~1 us per
+        # call at the seed's size (measured; stores and loads of dW not moved
+        # out of the block's epilogue)
+        xf = x.reshape(N * D)
+        dWf = dW.reshape(D * H)
+        if accumulate:
+            _part_product(D, H, N, xf, D, 1, fd, dWf, fd, 0, True)
+        else:
+            _part_product(D, H, N, xf, D, 1, fd, dWf, fd, 0, False)
+    if flags & WANT_DB:
+        L = VECTOR_BYTES // db.itemsize
+        for j0 in range(0, H, L):
+            s = vload_part(db, j0, H - j0) if accumulate else vzeros(db)
+            for n in range(N):
+                s = vadd(s, vload_part(fd, n * H + j0, H - j0))
+            vstore_part(db, j0, s, H - j0)
 
 
 forward_kernels = twin_kernels(_forward)

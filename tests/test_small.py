@@ -1,0 +1,143 @@
+"""The small form (kernels.small_forward / small_backward, every call below
+api.PARALLEL_MIN_WORK) and its masked vector loads and stores, against the
+seed's numpy formulas: widths on both sides of each vector edge, row counts
+on both sides of the 6-row block, each part of the backward alone and
+accumulating, outputs written exactly where they belong."""
+
+import numpy as np
+import pytest
+from numba import njit
+from reference import DTYPES, assert_matches, backward, forward, make_inputs
+
+from numba_affine import _simd, kernels
+
+WANT_ALL = kernels.WANT_DX | kernels.WANT_DW | kernels.WANT_DB
+
+
+def lanes(dtype):
+    return _simd.VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def widths(dtype):
+    """Column counts around one and two vectors (a block is two vectors wide)."""
+    L = lanes(dtype)
+    return sorted({1, L - 1, L, L + 1, 2 * L - 1, 2 * L, 2 * L + 1, 3 * L + 5})
+
+
+def with_tail(shape, dtype, fill=-7.0, tail=40):
+    """A C-contiguous array of ``shape`` followed in memory by ``tail`` sentinels."""
+    n = int(np.prod(shape))
+    buf = np.full(n + tail, fill, dtype)
+    return buf[:n].reshape(shape), buf[n:]
+
+
+@njit
+def _load_store(src, n, dst, whole):
+    """dst[:n] = src[:n] through one partial vector; whole = that vector."""
+    v = _simd.vload_part(src, 0, n)
+    _simd.vstore_part(dst, 0, v, n)
+    _simd.vstore(whole, 0, v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_partial_vectors_touch_only_their_lanes(dtype):
+    """vload_part reads lanes < n (zeros after), vstore_part writes lanes < n only."""
+    L = lanes(dtype)
+    for n in (-1, 0, 1, L - 1, L, L + 3):
+        src = np.arange(1, L + 1, dtype=dtype)
+        dst, tail = with_tail((L,), dtype)
+        whole = np.full(L, -1.0, dtype)
+        _load_store(src, n, dst, whole)
+        k = max(0, min(n, L))
+        np.testing.assert_array_equal(whole[:k], src[:k])
+        np.testing.assert_array_equal(whole[k:], 0.0)
+        np.testing.assert_array_equal(dst[:k], src[:k])
+        np.testing.assert_array_equal(dst[k:], -7.0)
+        np.testing.assert_array_equal(tail, -7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 5, 6, 7, 13])
+@pytest.mark.parametrize("D", [0, 1, 3, 50])
+def test_small_forward_matches_reference(N, D, dtype):
+    for H in widths(dtype):
+        x, W, b, _ = make_inputs(N, D, H, dtype)
+        ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+        for bias, want in ((b, ref), (np.empty(0, dtype), ref - b)):
+            y, tail = with_tail((N, H), dtype, fill=np.nan)
+            kernels.small_forward(x, W, bias, y, np.empty(0, dtype))
+            assert_matches(y, want, dtype, D)
+            assert np.isnan(tail).all(), (N, D, H)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 5, 6, 7, 20])
+@pytest.mark.parametrize("D", [1, 6, 7, 13, 50])
+def test_small_backward_matches_reference_part_by_part(N, D, dtype):
+    rng = np.random.default_rng(3)
+    for H in widths(dtype):
+        x, W, _, dout = make_inputs(N, D, H, dtype)
+        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+        dW0 = rng.standard_normal((D, H)).astype(dtype)
+        db0 = rng.standard_normal(H).astype(dtype)
+        for flags in (WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DB,
+                      WANT_ALL | kernels.ACCUMULATE, WANT_ALL | kernels.SHORT_H):
+            dx, dx_tail = with_tail((N, D), dtype, fill=np.nan)
+            dW, dW_tail = with_tail((D, H), dtype, fill=np.nan)
+            db, db_tail = with_tail((H,), dtype, fill=np.nan)
+            accumulate = bool(flags & kernels.ACCUMULATE)
+            if accumulate:
+                dW[...] = dW0
+                db[...] = db0
+            kernels.small_backward(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
+            if flags & kernels.WANT_DX:
+                assert_matches(dx, eg[0], dtype, H)
+            else:
+                assert np.isnan(dx).all()
+            if flags & kernels.WANT_DW:
+                assert_matches(dW, eg[1] + (dW0 if accumulate else 0), dtype, N + 1)
+            else:
+                assert np.isnan(dW).all()
+            if flags & kernels.WANT_DB:
+                assert_matches(db, eg[2] + (db0 if accumulate else 0), dtype, N + 1)
+            else:
+                assert np.isnan(db).all()
+            for tail in (dx_tail, dW_tail, db_tail):
+                assert np.isnan(tail).all(), (N, D, H, flags)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_backward_packs_W_T_inside_its_scratch(dtype):
+    """dx packs W.T (H x D) into the caller's scratch when it is long enough,
+    else into its own buffer; nothing past H * D is touched."""
+    N, D, H = 9, 23, 11
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    for size in (H * D, H * D - 1, 0):
+        scratch = np.full(size + 16, -7.0, dtype)
+        dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
+        kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, scratch[:size])
+        np.testing.assert_array_equal(scratch[size:], -7.0)
+        if size == H * D:
+            np.testing.assert_array_equal(scratch[:size].reshape(H, D), W.T)
+        for got, want, k in zip((dx, dW, db), eg, (H, N, N)):
+            assert_matches(got, want, dtype, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_form_keeps_a_nan_in_its_own_row(dtype):
+    """Rows past the last one of a block re-read that row; their sums are
+    not stored: a NaN in x's last row reaches y's last row only, and a NaN
+    in x's last column reaches dW's last row only."""
+    N, D, H = 13, 7, 5  # 13 rows: blocks of 6, 6 and 1
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    x[-1, 2] = np.nan
+    y = np.empty((N, H), dtype)
+    kernels.small_forward(x, W, b, y, np.empty(0, dtype))
+    assert np.isnan(y[-1]).all() and np.isfinite(y[:-1]).all()
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    x[4, -1] = np.inf  # dW's last row (D = 7: blocks of 6 and 1)
+    dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
+    kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, np.empty(0, dtype))
+    assert np.isinf(dW[-1]).all() and np.isfinite(dW[:-1]).all()
+    assert np.isfinite(dx).all()
