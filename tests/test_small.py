@@ -57,7 +57,7 @@ def test_partial_vectors_touch_only_their_lanes(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N", [1, 5, 6, 7, 13])
+@pytest.mark.parametrize("N", [1, 5, 6, 7, 12, 13, 25])
 @pytest.mark.parametrize("D", [0, 1, 3, 50])
 def test_small_forward_matches_reference(N, D, dtype):
     for H in widths(dtype):
@@ -72,7 +72,7 @@ def test_small_forward_matches_reference(N, D, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N", [1, 5, 6, 7, 20])
-@pytest.mark.parametrize("D", [1, 6, 7, 13, 50])
+@pytest.mark.parametrize("D", [1, 6, 7, 12, 13, 25, 50])
 def test_small_backward_matches_reference_part_by_part(N, D, dtype):
     rng = np.random.default_rng(3)
     for H in widths(dtype):
@@ -127,17 +127,19 @@ def test_small_backward_packs_W_T_inside_its_scratch(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_small_form_keeps_a_nan_in_its_own_row(dtype):
     """Rows past the last one of a block re-read that row; their sums are
-    not stored: a NaN in x's last row reaches y's last row only, and a NaN
-    in x's last column reaches dW's last row only."""
-    N, D, H = 13, 7, 5  # 13 rows: blocks of 6, 6 and 1
-    x, W, b, dout = make_inputs(N, D, H, dtype)
-    x[-1, 2] = np.nan
-    y = np.empty((N, H), dtype)
-    kernels.small_forward(x, W, b, y, np.empty(0, dtype))
-    assert np.isnan(y[-1]).all() and np.isfinite(y[:-1]).all()
-    x, W, b, dout = make_inputs(N, D, H, dtype)
-    x[4, -1] = np.inf  # dW's last row (D = 7: blocks of 6 and 1)
-    dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
-    kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, np.empty(0, dtype))
-    assert np.isinf(dW[-1]).all() and np.isfinite(dW[:-1]).all()
-    assert np.isfinite(dx).all()
+    not stored: a NaN in x's last row reaches y's last row only, and an
+    Inf in x's last column reaches dW's last row only. H = 5 runs the
+    12-row blocks (one vector wide), H = 3 vectors + 1 the 6-row blocks."""
+    N, D = 13, 7  # 13 rows: blocks of 12 and 1, or 6, 6 and 1; D = 7: 7, or 6 and 1
+    for H in (5, 3 * lanes(dtype) + 1):
+        x, W, b, dout = make_inputs(N, D, H, dtype)
+        x[-1, 2] = np.nan
+        y = np.empty((N, H), dtype)
+        kernels.small_forward(x, W, b, y, np.empty(0, dtype))
+        assert np.isnan(y[-1]).all() and np.isfinite(y[:-1]).all()
+        x, W, b, dout = make_inputs(N, D, H, dtype)
+        x[4, -1] = np.inf
+        dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
+        kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, np.empty(0, dtype))
+        assert np.isinf(dW[-1]).all() and np.isfinite(dW[:-1]).all()
+        assert np.isfinite(dx).all()

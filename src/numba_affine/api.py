@@ -37,9 +37,18 @@ _ndarray = np.ndarray
 #: parallel wrappers substitute the thread's buffer), an output not wanted.
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 
-#: Below this much work (multiply-adds; N*D*H per product) a call runs the serial kernel:
-#: waking the threads costs tens of microseconds (passive OpenMP waiting,
-#: see _jit.py), more than such a product takes on one core (measured).
+#: Below this much work (N*D*H multiply-adds: one product; the forward, a
+#: backward, affine_dx and affine_dw all pass N*D*H) a call runs the small
+#: form on the calling thread (:func:`kernels.small_forward`,
+#: :func:`kernels.small_backward`): waking the threads costs more than
+#: such a product takes on one core. Speed-up over numpy, parallel / small
+#: form (the bench's method, median of 9 rounds; Intel Xeon, AVX-512):
+#: N*D*H = 0.5M, 64x128x64 forward float32 0.44 / 1.02, float64 0.90 / 1.03,
+#: backward 0.57 / 0.94 and 0.75 / 0.82; 1M, 100x100x100 forward 0.74 /
+#: 0.87 and 0.91 / 0.97, backward 0.68 / 0.78 and 0.75 / 0.80; 1.3-1.6M
+#: (128x128x96, 64x512x40, 50x784x32, 200x64x100) mixed, parallel ahead in
+#: 9 of 16; 2.1M and more, 128x256x64 and 256x256x32, parallel ahead in
+#: all 8 (0.94-1.14 against 0.69-0.83).
 PARALLEL_MIN_WORK = 1_000_000
 #: Below this H a parallel forward's panels would be mostly padding: it
 #: runs the dot form (see kernels).
@@ -550,7 +559,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
+                _pick(kernels.backward_kernels, N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
@@ -563,7 +572,7 @@ def affine_backward(
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
-    _pick(kernels.backward_kernels, 2 * N * D * H, H, dt)(
+    _pick(kernels.backward_kernels, N * D * H, H, dt)(
         _contig(d2), _contig(x2), _contig(W),
         dx.target.reshape(N, D), dW.target, db.target,
         _ALL[H < BACKWARD_SHORT_H] | (kernels.ACCUMULATE if accumulate else 0), _EMPTY[dt],

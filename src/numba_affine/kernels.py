@@ -1327,32 +1327,35 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
 
 
 @helper(inline=True)
-def _part_store(C, o, n, s0, s1, bias, jb, nb, accumulate):
-    """One row of a small-form block: ``C.flat[o : o + n] = s + bias[jb :
-    jb + nb]`` (the bias lanes past ``nb`` read as zeros), or ``+= s`` with
-    ``accumulate``; ``s0`` and ``s1`` are the row's two vectors."""
-    L = VECTOR_BYTES // C.itemsize
-    if accumulate:
-        vstore_part(C, o, vadd(s0, vload_part(C, o, n)), n)
-        vstore_part(C, o + L, vadd(s1, vload_part(C, o + L, n - L)), n - L)
-    else:
-        vstore_part(C, o, vadd(s0, vload_part(bias, jb, nb)), n)
-        vstore_part(C, o + L, vadd(s1, vload_part(bias, jb + L, nb - L)), n - L)
+def _part_store(C, o, n, s, bias, jb, nb, n_old):
+    """One vector of a small-form block: ``C.flat[o : o + n] = s +
+    bias[jb : jb + nb] + C.flat[o : o + n_old]``, lanes past ``nb`` /
+    ``n_old`` read as zeros (``n_old = n`` accumulates, 0 overwrites; no
+    branch)."""
+    vstore_part(C, o, vadd(vadd(s, vload_part(bias, jb, nb)), vload_part(C, o, n_old)), n)
 
 
 @helper(inline=True)
-def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb, nb, accumulate):
-    """``rows`` (at most 6) rows x ``n`` (at most two vectors) columns of
-    ``C (+)= A . B (+ bias)``, all flat and read in place.
+def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb, nb, accumulate, tall):
+    """``rows`` rows x ``n`` columns of ``C (+)= A . B (+ bias)``, every
+    operand flat and read in place: 6 rows x two vectors of columns, or
+    with ``tall`` 12 rows x one vector (for outputs one vector wide).
 
     Row ``r`` of A at step ``k`` is ``A[a0 + r * a_rs + k * a_ks]``; B's row
     ``k`` starts at ``B[b0 + k * ldb]``; C's row ``r`` at ``C[c0 + r * ldc]``.
-    Rows past ``rows`` re-read the last row and are not stored. The bias
-    of the block's columns starts at ``bias[jb]`` and has ``nb`` lanes
-    (0 or less: none). Per step of k: two masked loads of B, 6 broadcasts, 12
-    FMAs, as :func:`_panel_block`.
+    Rows past ``rows`` re-read the last row and are not stored; B's and C's
+    lanes from ``n`` on are neither read nor written (masked). The bias of
+    the block's columns starts at ``bias[jb]`` and has ``nb`` lanes (0 or
+    less: none). Per step of k: 12 FMAs into 12 vector sums, as
+    :func:`_panel_block`; the first six are rows 0-5 on B's first vector,
+    the other six the next vector of the same rows, or (``tall``) the same
+    vector for rows 6-11. Callers pass ``tall`` as a constant: LLVM then
+    merges the loads the two halves share (one load of B and 12 broadcasts
+    per step when tall, two loads and 6 broadcasts when not).
     """
     L = VECTOR_BYTES // C.itemsize
+    dr = PANEL_ROWS if tall else 0  # rows and columns of the second half
+    dc = 0 if tall else L
     c00 = vzeros(C)
     c01 = vzeros(C)
     c10 = vzeros(C)
@@ -1371,53 +1374,87 @@ def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb,
     a3 = a0 + min(3, last) * a_rs
     a4 = a0 + min(4, last) * a_rs
     a5 = a0 + min(5, last) * a_rs
+    e0 = a0 + min(dr, last) * a_rs
+    e1 = a0 + min(dr + 1, last) * a_rs
+    e2 = a0 + min(dr + 2, last) * a_rs
+    e3 = a0 + min(dr + 3, last) * a_rs
+    e4 = a0 + min(dr + 4, last) * a_rs
+    e5 = a0 + min(dr + 5, last) * a_rs
     for k in range(K):
         b = b0 + k * ldb
         v0 = vload_part(B, b, n)
-        v1 = vload_part(B, b + L, n - L)
+        v1 = vload_part(B, b + dc, n - dc)
         o = k * a_ks
-        s = vbroadcast(A, a0 + o)
-        c00 = vfma(s, v0, c00)
-        c01 = vfma(s, v1, c01)
-        s = vbroadcast(A, a1 + o)
-        c10 = vfma(s, v0, c10)
-        c11 = vfma(s, v1, c11)
-        s = vbroadcast(A, a2 + o)
-        c20 = vfma(s, v0, c20)
-        c21 = vfma(s, v1, c21)
-        s = vbroadcast(A, a3 + o)
-        c30 = vfma(s, v0, c30)
-        c31 = vfma(s, v1, c31)
-        s = vbroadcast(A, a4 + o)
-        c40 = vfma(s, v0, c40)
-        c41 = vfma(s, v1, c41)
-        s = vbroadcast(A, a5 + o)
-        c50 = vfma(s, v0, c50)
-        c51 = vfma(s, v1, c51)
-    _part_store(C, c0, n, c00, c01, bias, jb, nb, accumulate)
+        c00 = vfma(vbroadcast(A, a0 + o), v0, c00)
+        c01 = vfma(vbroadcast(A, e0 + o), v1, c01)
+        c10 = vfma(vbroadcast(A, a1 + o), v0, c10)
+        c11 = vfma(vbroadcast(A, e1 + o), v1, c11)
+        c20 = vfma(vbroadcast(A, a2 + o), v0, c20)
+        c21 = vfma(vbroadcast(A, e2 + o), v1, c21)
+        c30 = vfma(vbroadcast(A, a3 + o), v0, c30)
+        c31 = vfma(vbroadcast(A, e3 + o), v1, c31)
+        c40 = vfma(vbroadcast(A, a4 + o), v0, c40)
+        c41 = vfma(vbroadcast(A, e4 + o), v1, c41)
+        c50 = vfma(vbroadcast(A, a5 + o), v0, c50)
+        c51 = vfma(vbroadcast(A, e5 + o), v1, c51)
+    h = c0 + dr * ldc + dc  # the second half's first element in C
+    # accumulate: add the old C, no bias; else the bias (branch-free masks)
+    n_old = n if accumulate else 0
+    n_old1 = n - dc if accumulate else 0
+    nb0 = 0 if accumulate else nb
+    nb1 = 0 if accumulate else nb - dc
+    _part_store(C, c0, n, c00, bias, jb, nb0, n_old)
+    if dr + 0 < rows:
+        _part_store(C, h, n - dc, c01, bias, jb + dc, nb1, n_old1)
     if rows > 1:
-        _part_store(C, c0 + ldc, n, c10, c11, bias, jb, nb, accumulate)
+        _part_store(C, c0 + ldc, n, c10, bias, jb, nb0, n_old)
+    if dr + 1 < rows:
+        _part_store(C, h + ldc, n - dc, c11, bias, jb + dc, nb1, n_old1)
     if rows > 2:
-        _part_store(C, c0 + 2 * ldc, n, c20, c21, bias, jb, nb, accumulate)
+        _part_store(C, c0 + 2 * ldc, n, c20, bias, jb, nb0, n_old)
+    if dr + 2 < rows:
+        _part_store(C, h + 2 * ldc, n - dc, c21, bias, jb + dc, nb1, n_old1)
     if rows > 3:
-        _part_store(C, c0 + 3 * ldc, n, c30, c31, bias, jb, nb, accumulate)
+        _part_store(C, c0 + 3 * ldc, n, c30, bias, jb, nb0, n_old)
+    if dr + 3 < rows:
+        _part_store(C, h + 3 * ldc, n - dc, c31, bias, jb + dc, nb1, n_old1)
     if rows > 4:
-        _part_store(C, c0 + 4 * ldc, n, c40, c41, bias, jb, nb, accumulate)
+        _part_store(C, c0 + 4 * ldc, n, c40, bias, jb, nb0, n_old)
+    if dr + 4 < rows:
+        _part_store(C, h + 4 * ldc, n - dc, c41, bias, jb + dc, nb1, n_old1)
     if rows > 5:
-        _part_store(C, c0 + 5 * ldc, n, c50, c51, bias, jb, nb, accumulate)
+        _part_store(C, c0 + 5 * ldc, n, c50, bias, jb, nb0, n_old)
+    if dr + 5 < rows:
+        _part_store(C, h + 5 * ldc, n - dc, c51, bias, jb + dc, nb1, n_old1)
 
 
 @helper(inline=True)
-def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
-    """``C (+)= A . B (+ bias)`` for an M x P output in small-form blocks,
-    a column block (two vectors) at a time; A's row ``i`` at step ``k`` is
-    ``A[i * a_rs + k * a_ks]``, B is K x P row-major, C is M x P row-major
-    (all flat)."""
-    nr = 2 * (VECTOR_BYTES // C.itemsize)
-    for j0 in range(0, P, nr):
-        for i in range(0, M, PANEL_ROWS):
-            rows = min(PANEL_ROWS, M - i)
-            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate)
+def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, tall):
+    """``C (+)= A . B (+ bias)`` for an M x P output in small-form blocks
+    (:func:`_part_block`), a column block at a time; A's row ``i`` at step
+    ``k`` is ``A[i * a_rs + k * a_ks]``, B is K x P row-major, C is M x P
+    row-major (all flat). ``tall`` (a constant; for P of at most one
+    vector): blocks of 12 rows x one vector."""
+    L = VECTOR_BYTES // C.itemsize
+    block_rows = 2 * PANEL_ROWS if tall else PANEL_ROWS
+    block_cols = L if tall else 2 * L
+    for j0 in range(0, P, block_cols):
+        for i in range(0, M, block_rows):
+            rows = min(block_rows, M - i)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate, tall)
+
+
+@helper
+def _part_product_auto(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
+    """:func:`_part_product` with ``tall`` when P fits one vector (a
+    constant in each of the two inlined copies). Not inlined itself: Numba
+    copies an inlined function's IR into every caller, and the small
+    kernels then took 3-4x as long to compile (17 s for the forward,
+    measured); one call per product costs nothing measurable."""
+    if P <= VECTOR_BYTES // C.itemsize:
+        _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, True)
+    else:
+        _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, False)
 
 
 @helper
@@ -1427,7 +1464,7 @@ def small_forward(x, W, b, y, scratch):
     in place."""
     N, D = x.shape
     H = W.shape[1]
-    _part_product(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
+    _part_product_auto(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
 
 
 @helper
@@ -1441,21 +1478,11 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     accumulate = (flags & ACCUMULATE) != 0
     fd = dout.reshape(N * H)
     if flags & WANT_DX:
-        Wt = _room(scratch, H * D)
-        for h in range(H):  # rows of W.T written in order
-            for d in range(D):
-                Wt[h * D + d] = W[d, h]
-        _part_product(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
+        Wt = _room(scratch, H * D)[: H * D]
+        _pack_transposed(W, Wt.reshape((H, D)), 0, H)
+        _part_product_auto(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
     if flags & WANT_DW:
-        # a literal flag in each call: the flag as a variable cost ~1 us per
-        # call at the seed's size (measured; stores and loads of dW not moved
-        # out of the block's epilogue)
-        xf = x.reshape(N * D)
-        dWf = dW.reshape(D * H)
-        if accumulate:
-            _part_product(D, H, N, xf, D, 1, fd, dWf, fd, 0, True)
-        else:
-            _part_product(D, H, N, xf, D, 1, fd, dWf, fd, 0, False)
+        _part_product_auto(D, H, N, x.reshape(N * D), D, 1, fd, dW.reshape(D * H), fd, 0, accumulate)
     if flags & WANT_DB:
         L = VECTOR_BYTES // db.itemsize
         for j0 in range(0, H, L):
