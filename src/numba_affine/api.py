@@ -478,7 +478,10 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                _pick(kernels.forward_kernels, N * D * H, H)(x, W, b, y, _EMPTY[dt])
+                if N * D * H < PARALLEL_MIN_WORK:  # _pick's first case, without its call
+                    kernels.small_forward(x, W, b, y, b)  # (scratch: not used)
+                else:
+                    _pick(kernels.forward_kernels, N * D * H, H)(x, W, b, y, _EMPTY[dt])
                 return y
     if b is None:
         dt = _operands(x=x, W=W)
@@ -559,7 +562,10 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                _pick(kernels.backward_kernels, N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
+                if N * D * H < PARALLEL_MIN_WORK:  # as in affine_forward
+                    kernels.small_backward(dout, x, W, dx, dW, db, _ALL[0], _EMPTY[dt])
+                else:
+                    _pick(kernels.backward_kernels, N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
                 return dx, dW, db
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
