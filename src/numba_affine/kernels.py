@@ -4,12 +4,12 @@ Nothing here validates anything: :mod:`numba_affine.api` hands every kernel
 C-contiguous arrays of one dtype (float32 or float64) with matching shapes,
 and scratch buffers of the right size.
 
-Three product shapes do the work. The first two are written so that
+Four product shapes do the work. The first two are written so that
 LLVM's loop vectorizer turns their innermost loop into AVX2 FMAs; the
-third, the *panel form* (section at the end), is written with explicit
-vectors (:mod:`numba_affine._simd`; 512-bit with AVX-512, else 256-bit)
-and serves most parallel
-forwards and backwards:
+other two, the *panel form* and the *small form* (sections at the end),
+are written with explicit vectors (:mod:`numba_affine._simd`; 512-bit
+with AVX-512, else 256-bit): the panel form serves most parallel
+forwards and backwards, the small form every serial call:
 
 *dot form* (:func:`_abt_tile`), ``C[i, j] = sum_k A[i, k] * Bt[j, k]``
     A register block of 4 rows x 3 columns = 12 independent dot products over
@@ -39,6 +39,13 @@ forwards and backwards:
     that stay in registers for a whole k block. A is read in place: x's
     rows in the forward pass (:func:`_forward_direct`), dout's rows for dx
     and x.T, packed whole, for dW (:func:`_backward_panels`).
+
+*small form* (:func:`_part_block`), the panel form's block with B read in place
+    B's rows with their own stride, the last vector of a row and of C cut
+    to the columns that exist by masked loads and stores; 12 rows x one
+    vector when the output is one vector wide. Nothing is packed but W.T
+    for dx; every call below ``api.PARALLEL_MIN_WORK`` runs it, serially
+    (:func:`small_forward`, :func:`small_backward`).
 
 Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
 parallel variant runs ``prange`` over fixed tiles of the *output*, never over
