@@ -19,9 +19,11 @@ def lanes(dtype):
 
 
 def widths(dtype):
-    """Column counts around one and two vectors (a block is two vectors wide)."""
+    """Column counts around the block edges: one vector (12-row blocks),
+    two (6-row blocks), and past two, a last vector or less (12-row blocks
+    again: 2L + 1, 3L, 4L + 1) or more (3L + 5)."""
     L = lanes(dtype)
-    return sorted({1, L - 1, L, L + 1, 2 * L - 1, 2 * L, 2 * L + 1, 3 * L + 5})
+    return sorted({1, L - 1, L, L + 1, 2 * L - 1, 2 * L, 2 * L + 1, 3 * L, 3 * L + 5, 4 * L + 1})
 
 
 def with_tail(shape, dtype, fill=-7.0, tail=40):

@@ -1435,33 +1435,33 @@ def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb,
         _part_store(C, h + 5 * ldc, n - dc, c51, bias, jb + dc, nb1, n_old1)
 
 
-@helper(inline=True)
-def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, tall):
+@helper
+def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
     """``C (+)= A . B (+ bias)`` for an M x P output in small-form blocks
     (:func:`_part_block`), a column block at a time; A's row ``i`` at step
     ``k`` is ``A[i * a_rs + k * a_ks]``, B is K x P row-major, C is M x P
-    row-major (all flat). ``tall`` (a constant; for P of at most one
-    vector): blocks of 12 rows x one vector."""
+    row-major (all flat).
+
+    Columns go in blocks of two vectors, 6 rows at a time; the last one
+    or two vectors' worth, when it is at most one vector (or P is), in
+    blocks of 12 rows x one vector, so that a column past a block edge
+    costs one vector more, not two (64x128x17 float64: 16 + 8 columns
+    computed instead of 32). Not inlined itself: Numba copies an inlined
+    function's IR into every caller, and the small kernels then took 3-4x
+    as long to compile (17 s for the forward, measured); one call per
+    product costs nothing measurable.
+    """
     L = VECTOR_BYTES // C.itemsize
-    block_rows = 2 * PANEL_ROWS if tall else PANEL_ROWS
-    block_cols = L if tall else 2 * L
-    for j0 in range(0, P, block_cols):
-        for i in range(0, M, block_rows):
-            rows = min(block_rows, M - i)
-            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate, tall)
-
-
-@helper
-def _part_product_auto(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
-    """:func:`_part_product` with ``tall`` when P fits one vector (a
-    constant in each of the two inlined copies). Not inlined itself: Numba
-    copies an inlined function's IR into every caller, and the small
-    kernels then took 3-4x as long to compile (17 s for the forward,
-    measured); one call per product costs nothing measurable."""
-    if P <= VECTOR_BYTES // C.itemsize:
-        _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, True)
-    else:
-        _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, False)
+    rest = P % (2 * L)
+    j_tall = P - rest if 0 < rest <= L else P  # columns from here on: tall blocks
+    for j0 in range(0, j_tall, 2 * L):
+        for i in range(0, M, PANEL_ROWS):
+            rows = min(PANEL_ROWS, M - i)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate, False)
+    if j_tall < P:
+        for i in range(0, M, 2 * PANEL_ROWS):
+            rows = min(2 * PANEL_ROWS, M - i)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, P, P - j_tall, C, i * P + j_tall, P, bias, j_tall, nb - j_tall, accumulate, True)
 
 
 @helper
@@ -1471,7 +1471,7 @@ def small_forward(x, W, b, y, scratch):
     in place."""
     N, D = x.shape
     H = W.shape[1]
-    _part_product_auto(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
+    _part_product(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
 
 
 @helper
@@ -1487,9 +1487,9 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     if flags & WANT_DX:
         Wt = _room(scratch, H * D)[: H * D]
         _pack_transposed(W, Wt.reshape((H, D)), 0, H)
-        _part_product_auto(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
+        _part_product(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
     if flags & WANT_DW:
-        _part_product_auto(D, H, N, x.reshape(N * D), D, 1, fd, dW.reshape(D * H), fd, 0, accumulate)
+        _part_product(D, H, N, x.reshape(N * D), D, 1, fd, dW.reshape(D * H), fd, 0, accumulate)
     if flags & WANT_DB:
         L = VECTOR_BYTES // db.itemsize
         for j0 in range(0, H, L):
