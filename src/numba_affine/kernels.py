@@ -899,6 +899,28 @@ def _pack_transposed(A, At, d0, d1):
             At[d, n] = A[n, d]
 
 
+@helper(inline=True)
+def _zero_sums(C):
+    """Twelve vectors of zeros of C's dtype: the sums of a register block."""
+    z = vzeros(C)
+    return z, z, z, z, z, z, z, z, z, z, z, z
+
+
+@helper(inline=True)
+def _row_offsets(a0, a_rs, first, last):
+    """Where rows ``first ... first + 5`` of a register block start in A
+    (row 0 at ``a0``, ``a_rs`` apart); rows past ``last`` re-read row
+    ``last`` (never past A's end; their sums are not stored)."""
+    return (
+        a0 + min(first, last) * a_rs,
+        a0 + min(first + 1, last) * a_rs,
+        a0 + min(first + 2, last) * a_rs,
+        a0 + min(first + 3, last) * a_rs,
+        a0 + min(first + 4, last) * a_rs,
+        a0 + min(first + 5, last) * a_rs,
+    )
+
+
 @helper
 def _panel_block(kc, A, a0, a_ks, a_rs, rows, Bp, b0, ldb, C, c0, ldc, overwrite, bias, j0):
     """The register block: 6 rows x 2 vectors of C at flat offset ``c0``
@@ -922,24 +944,8 @@ def _panel_block(kc, A, a0, a_ks, a_rs, rows, Bp, b0, ldb, C, c0, ldc, overwrite
     for r in range(PANEL_ROWS):
         prefetch_for_write(C, c0 + r * ldc)
         prefetch_for_write(C, c0 + r * ldc + nr - 1)
-    c00 = vzeros(C)
-    c01 = vzeros(C)
-    c10 = vzeros(C)
-    c11 = vzeros(C)
-    c20 = vzeros(C)
-    c21 = vzeros(C)
-    c30 = vzeros(C)
-    c31 = vzeros(C)
-    c40 = vzeros(C)
-    c41 = vzeros(C)
-    c50 = vzeros(C)
-    c51 = vzeros(C)
-    last = rows - 1
-    a1 = a0 + min(1, last) * a_rs
-    a2 = a0 + min(2, last) * a_rs
-    a3 = a0 + min(3, last) * a_rs
-    a4 = a0 + min(4, last) * a_rs
-    a5 = a0 + min(5, last) * a_rs
+    c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _zero_sums(C)
+    a0, a1, a2, a3, a4, a5 = _row_offsets(a0, a_rs, 0, rows - 1)
     for k in range(kc):
         b = b0 + k * ldb
         v0 = vload(Bp, b)
@@ -1363,30 +1369,9 @@ def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb,
     L = VECTOR_BYTES // C.itemsize
     dr = PANEL_ROWS if tall else 0  # rows and columns of the second half
     dc = 0 if tall else L
-    c00 = vzeros(C)
-    c01 = vzeros(C)
-    c10 = vzeros(C)
-    c11 = vzeros(C)
-    c20 = vzeros(C)
-    c21 = vzeros(C)
-    c30 = vzeros(C)
-    c31 = vzeros(C)
-    c40 = vzeros(C)
-    c41 = vzeros(C)
-    c50 = vzeros(C)
-    c51 = vzeros(C)
-    last = rows - 1
-    a1 = a0 + min(1, last) * a_rs
-    a2 = a0 + min(2, last) * a_rs
-    a3 = a0 + min(3, last) * a_rs
-    a4 = a0 + min(4, last) * a_rs
-    a5 = a0 + min(5, last) * a_rs
-    e0 = a0 + min(dr, last) * a_rs
-    e1 = a0 + min(dr + 1, last) * a_rs
-    e2 = a0 + min(dr + 2, last) * a_rs
-    e3 = a0 + min(dr + 3, last) * a_rs
-    e4 = a0 + min(dr + 4, last) * a_rs
-    e5 = a0 + min(dr + 5, last) * a_rs
+    c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51 = _zero_sums(C)
+    e0, e1, e2, e3, e4, e5 = _row_offsets(a0, a_rs, dr, rows - 1)  # before a0 is replaced
+    a0, a1, a2, a3, a4, a5 = _row_offsets(a0, a_rs, 0, rows - 1)
     for k in range(K):
         b = b0 + k * ldb
         v0 = vload_part(B, b, n)
