@@ -45,7 +45,7 @@ def _load_store(src, n, dst, whole):
 def test_partial_vectors_touch_only_their_lanes(dtype):
     """vload_part reads lanes < n (zeros after), vstore_part writes lanes < n only."""
     L = lanes(dtype)
-    for n in (-1, 0, 1, L - 1, L, L + 3):
+    for n in (-1, 0, 1, L - 1, L, L + 3, 2**32 + 1, -(2**32) + 1):  # no wrap-around when narrowed
         src = np.arange(1, L + 1, dtype=dtype)
         dst, tail = with_tail((L,), dtype)
         whole = np.full(L, -1.0, dtype)

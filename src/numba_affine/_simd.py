@@ -110,10 +110,15 @@ def vstore(typingctx, array, index, value):
 
 
 def _first_lanes(context, builder, lanes, n, n_type):
-    """The mask ``[0, 1, ..., lanes - 1] < n`` (``<lanes x i1>``)."""
+    """The mask ``[0, 1, ..., lanes - 1] < n`` (``<lanes x i1>``); ``n`` is
+    clamped to ``0 ... lanes`` before it is narrowed to 32 bits."""
     i32 = ir.IntType(32)
     vec = ir.VectorType(i32, lanes)
-    n32 = context.cast(builder, n, n_type, types.int32)
+    n64 = context.cast(builder, n, n_type, types.int64)
+    most = ir.Constant(n64.type, lanes)
+    least = ir.Constant(n64.type, 0)
+    n64 = builder.select(builder.icmp_signed(">", n64, most), most, n64)
+    n32 = builder.trunc(builder.select(builder.icmp_signed("<", n64, least), least, n64), i32)
     splat = builder.insert_element(ir.Constant(vec, ir.Undefined), n32, ir.Constant(i32, 0))
     splat = builder.shuffle_vector(splat, ir.Constant(vec, ir.Undefined), ir.Constant(vec, [0] * lanes))
     return builder.icmp_signed("<", ir.Constant(vec, list(range(lanes))), splat)
