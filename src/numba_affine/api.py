@@ -168,8 +168,8 @@ class _DynamicForward(_Dynamic):
 
 class _DynamicBackward(_Dynamic):
     """A parallel backward kernel, as :class:`_Dynamic`, run with this
-    thread's scratch buffer; ``size(dout, x, W, flags)`` (the serial kernels,
-    for small calls, allocate their own: small buffers do not fault)."""
+    thread's scratch buffer; ``size(dout, x, W, flags)`` (the small form and
+    the serial twins allocate their own: small buffers do not fault)."""
 
     __slots__ = ()
 

@@ -22,8 +22,8 @@ forwards and backwards, the small form every serial call:
     alone): this layout 55-58 GFLOP/s against 46-52 for 4 KiB blocks and
     128 x 96 tiles visited a column of tiles at a time.
     Used where the summed dimension is long and contiguous in both operands
-    and the panel form is not (serial calls, parallel forwards of short H,
-    float64 backwards of short sums).
+    and the panel form is not (parallel forwards of short H, float64
+    backwards of short sums; the serial twin only in a forked child).
 
 *axpy form* (:func:`_ab_tile`), ``C[i, :] += sum_k a(i, k) * B[k, :]``
     Two rows of C are updated from four rows of B at a time (8 FMAs per 4
