@@ -1465,7 +1465,7 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     is ignored) in the small form: ``dx = dout . W.T`` on dout's rows in
     place and W.T (packed into ``scratch``, or a new buffer when it is
     shorter, H x D); ``dW (+)= x.T . dout`` with x's columns and dout's
-    rows in place; ``db`` summed a vector of columns at a time."""
+    rows in place; ``db`` as the other kernels sum it (:func:`_colsum_tile`)."""
     N, D, H = _backward_sizes(dout, x, W, flags)
     accumulate = (flags & ACCUMULATE) != 0
     fd = dout.reshape(N * H)
@@ -1476,12 +1476,7 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     if flags & WANT_DW:
         _part_product(D, H, N, x.reshape(N * D), D, 1, fd, dW.reshape(D * H), fd, 0, accumulate)
     if flags & WANT_DB:
-        L = VECTOR_BYTES // db.itemsize
-        for j0 in range(0, H, L):
-            s = vload_part(db, j0, H - j0) if accumulate else vzeros(db)
-            for n in range(N):
-                s = vadd(s, vload_part(fd, n * H + j0, H - j0))
-            vstore_part(db, j0, s, H - j0)
+        _colsum_tile(dout, db, accumulate, 0, H)
 
 
 forward_kernels = twin_kernels(_forward)
