@@ -145,3 +145,157 @@ def test_small_form_keeps_a_nan_in_its_own_row(dtype):
         kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, np.empty(0, dtype))
         assert np.isinf(dW[-1]).all() and np.isfinite(dW[:-1]).all()
         assert np.isfinite(dx).all()
+
+
+# ---------------------------------------------------------------- narrow columns
+#
+# The few columns past the last whole vector (kernels._few_columns): dot
+# products for the forward and dx (kernels._dot_rows), vectors down dW's
+# columns for dW (kernels._dw_columns). Each case below asserts that it runs
+# that path, so the tests cannot pass on the masked-vector path alone.
+
+
+@njit
+def _sums6(a, out):
+    L = out.shape[0]
+    s0, s1, s2 = _simd.vload(a, 0), _simd.vload(a, L), _simd.vload(a, 2 * L)
+    s3, s4, s5 = _simd.vload(a, 3 * L), _simd.vload(a, 4 * L), _simd.vload(a, 5 * L)
+    _simd.vstore(out, 0, _simd.vsums6(s0, s1, s2, s3, s4, s5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vsums6_puts_each_total_in_its_lane(dtype):
+    L = lanes(dtype)
+    a = np.random.default_rng(1).standard_normal(6 * L).astype(dtype)
+    a[3 * L + 1] = np.inf  # an Inf stays in its own total
+    out = np.full(L, -1.0, dtype)
+    _sums6(a, out)
+    want = a.astype(np.float64).reshape(6, L).sum(axis=1)
+    np.testing.assert_allclose(out[:6], want, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    assert np.isinf(out[3]) and np.isfinite(np.delete(out[:6], 3)).all()
+    np.testing.assert_array_equal(out[6:], 0.0)
+
+
+@njit
+def _gather_scatter(src, i, stride, n, dst, whole):
+    v = _simd.vgather_part(src, i, stride, n)
+    _simd.vscatter_part(dst, i, stride, v, n)
+    _simd.vstore(whole, 0, v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_gather_and_scatter_touch_only_their_lanes(dtype):
+    """vgather_part reads src[i + l * stride] for l < n (zeros after),
+    vscatter_part writes those elements only."""
+    L = lanes(dtype)
+    stride, i = 5, 3
+    size = i + stride * L + 4
+    for n in (-1, 0, 1, L - 1, L, L + 3, 2**32 + 1):
+        src = np.arange(1, size + 1, dtype=dtype)
+        dst, tail = with_tail((size,), dtype)
+        whole = np.full(L, -1.0, dtype)
+        _gather_scatter(src, i, stride, n, dst, whole)
+        k = max(0, min(n, L))
+        picked = i + stride * np.arange(k)
+        np.testing.assert_array_equal(whole[:k], src[picked])
+        np.testing.assert_array_equal(whole[k:], 0.0)
+        np.testing.assert_array_equal(dst[picked], src[picked])
+        np.testing.assert_array_equal(np.delete(dst, picked), -7.0)
+        np.testing.assert_array_equal(tail, -7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_columns_only_past_the_last_whole_vector(dtype):
+    L = lanes(dtype)
+    itemsize = np.dtype(dtype).itemsize
+    for P in range(0, 5 * L):
+        for K in (0, 1, 7, 50, 128, 784, 4096):
+            r = kernels._few_columns(P, K, itemsize)
+            assert r in (0, P % L), (P, K, r)
+    assert kernels._few_columns(2 * L + 1, 128, itemsize) == 1  # 64x128x17 float64: the cliff it mends
+    assert kernels._few_columns(4 * L, 4096, itemsize) == 0
+    assert kernels._few_columns(L + 1, 0, itemsize) == 0  # nothing to sum: the masked vector
+
+
+def _narrow_widths(dtype, K):
+    """Widths past a vector edge whose last columns take the narrow path for sums of K terms."""
+    L = lanes(dtype)
+    itemsize = np.dtype(dtype).itemsize
+    out = [P for P in (1, 2, L + 1, L + 2, 2 * L + 1, 2 * L + 3, 3 * L + 1, 4 * L + 2)
+           if kernels._few_columns(P, K, itemsize) > 0]
+    assert len(out) >= 4, (dtype, K, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 5, 6, 7, 12, 13, 19])
+@pytest.mark.parametrize("D", [128, 131])  # the last vector of k whole / masked
+def test_narrow_forward_matches_reference(N, D, dtype):
+    for H in _narrow_widths(dtype, D):
+        x, W, b, _ = make_inputs(N, D, H, dtype)
+        ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
+        for bias, want in ((b, ref), (np.empty(0, dtype), ref - b)):
+            y, tail = with_tail((N, H), dtype, fill=np.nan)
+            kernels.small_forward(x, W, bias, y, np.empty(0, dtype))
+            assert_matches(y, want, dtype, D)
+            assert np.isnan(tail).all(), (N, D, H)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 6, 7, 13, 40, 64])
+def test_narrow_backward_matches_reference(N, dtype):
+    """dx's narrow columns (D past a vector edge, sums of H terms) and dW's
+    (H past one, sums of N terms), alone and accumulating; D runs over
+    the edge of dW's four-vector blocks too."""
+    rng = np.random.default_rng(5)
+    L = lanes(dtype)
+    itemsize = np.dtype(dtype).itemsize
+    cases = [(D, 131) for D in _narrow_widths(dtype, 131)]  # dx: D narrow
+    if N >= 40:  # dW: enough terms for the narrow path
+        cases += [(D, H) for H in _narrow_widths(dtype, N) for D in (1, 5, 4 * L + 3)]
+    for D, H in cases:
+        assert kernels._few_columns(D, H, itemsize) > 0 or kernels._few_columns(H, N, itemsize) > 0
+        x, W, _, dout = make_inputs(N, D, H, dtype)
+        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+        dW0 = rng.standard_normal((D, H)).astype(dtype)
+        for flags in (WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DW | kernels.ACCUMULATE):
+            dx, dx_tail = with_tail((N, D), dtype, fill=np.nan)
+            dW, dW_tail = with_tail((D, H), dtype, fill=np.nan)
+            db = np.empty(H, dtype)
+            accumulate = bool(flags & kernels.ACCUMULATE)
+            if accumulate:
+                dW[...] = dW0
+            kernels.small_backward(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
+            if flags & kernels.WANT_DX:
+                assert_matches(dx, eg[0], dtype, H)
+            else:
+                assert np.isnan(dx).all()
+            if flags & kernels.WANT_DW:
+                assert_matches(dW, eg[1] + (dW0 if accumulate else 0), dtype, N + 1)
+            else:
+                assert np.isnan(dW).all()
+            assert np.isnan(dx_tail).all() and np.isnan(dW_tail).all(), (N, D, H, flags)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_columns_keep_a_nan_in_its_own_row(dtype):
+    """The dot-product columns re-read a block's last row for the rows past
+    it and scatter only the rows that exist: a NaN in x's last row reaches
+    y's last row only; an Inf in x's last column reaches dW's last row only
+    (through dW's narrow columns too)."""
+    L = lanes(dtype)
+    N, D, H = 13, 128, 2 * L + 1
+    itemsize = np.dtype(dtype).itemsize
+    assert kernels._few_columns(H, D, itemsize) == 1
+    x, W, b, _ = make_inputs(N, D, H, dtype)
+    x[-1, 2] = np.nan
+    y = np.empty((N, H), dtype)
+    kernels.small_forward(x, W, b, y, np.empty(0, dtype))
+    assert np.isnan(y[-1]).all() and np.isfinite(y[:-1]).all()
+    N, D = 64, 4 * L + 3
+    assert kernels._few_columns(H, N, itemsize) == 1
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    x[4, -1] = np.inf
+    dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
+    kernels.small_backward(dout, x, W, dx, dW, db, WANT_ALL, np.empty(0, dtype))
+    assert np.isinf(dW[-1]).all() and np.isfinite(dW[:-1]).all()

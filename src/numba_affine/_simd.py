@@ -167,6 +167,71 @@ def vstore_part(typingctx, array, index, value, n):
     return sig, codegen
 
 
+def _strided_pointers(context, builder, sig, args, lanes):
+    """The vector of pointers ``&array.flat[index + l * stride]``, l < lanes
+    (integer arithmetic on the addresses: llvmlite's ``gep`` takes no vector
+    of indices)."""
+    intp = context.get_value_type(types.intp)
+    index = context.cast(builder, args[1], sig.args[1], types.intp)
+    stride = context.cast(builder, args[2], sig.args[2], types.intp)
+    first = _element_pointer(context, builder, sig.args[0], args[0], types.intp, index)
+    step = builder.mul(stride, ir.Constant(intp, sig.args[0].dtype.bitwidth // 8))
+    address = builder.ptrtoint(first, intp)
+    addresses = ir.Constant(ir.VectorType(intp, lanes), None)
+    for lane in range(lanes):
+        lane_address = builder.add(address, builder.mul(step, ir.Constant(intp, lane)))
+        addresses = builder.insert_element(addresses, lane_address, ir.Constant(ir.IntType(32), lane))
+    return builder.inttoptr(addresses, ir.VectorType(first.type, lanes))
+
+
+@intrinsic
+def vgather_part(typingctx, array, index, stride, n):
+    """The vector of ``array.flat[index + l * stride]`` for lanes ``l < n``,
+    zeros in the others (``llvm.masked.gather``: a masked-off lane is never
+    read)."""
+    vector_type = VectorType(array.dtype)
+    sig = vector_type(array, index, stride, n)
+
+    def codegen(context, builder, sig, args):
+        lanes = vector_type.lanes
+        vector = context.get_value_type(vector_type)
+        pointers = _strided_pointers(context, builder, sig, args, lanes)
+        mask = _first_lanes(context, builder, lanes, args[3], sig.args[3])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vector, [pointers.type, ir.IntType(32), mask.type, vector]),
+            f"llvm.masked.gather.v{lanes}f{array.dtype.bitwidth}.v{lanes}p0",
+        )
+        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
+        return builder.call(fn, [pointers, align, mask, ir.Constant(vector, None)])
+
+    return sig, codegen
+
+
+@intrinsic
+def vscatter_part(typingctx, array, index, stride, value, n):
+    """Store lane ``l`` of ``value`` at ``array.flat[index + l * stride]``
+    for ``l < n`` (``llvm.masked.scatter``: nothing written from lane ``n``
+    on)."""
+    sig = types.void(array, index, stride, value, n)
+
+    def codegen(context, builder, sig, args):
+        vector = args[3].type
+        lanes = vector.count
+        pointers = _strided_pointers(context, builder, sig, args, lanes)
+        mask = _first_lanes(context, builder, lanes, args[4], sig.args[4])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [vector, pointers.type, ir.IntType(32), mask.type]),
+            f"llvm.masked.scatter.v{lanes}f{array.dtype.bitwidth}.v{lanes}p0",
+        )
+        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
+        builder.call(fn, [args[3], pointers, align, mask])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @intrinsic
 def vbroadcast(typingctx, array, index):
     """A vector with ``array.flat[index]`` in every lane (``vbroadcastss/sd``)."""
@@ -218,6 +283,60 @@ def vadd(typingctx, a, b):
 
     def codegen(context, builder, sig, args):
         return builder.fadd(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def vsums6(typingctx, s0, s1, s2, s3, s4, s5):
+    """A vector whose lane ``t`` holds the sum of ``s_t``'s lanes (t < 6;
+    zeros in the lanes after): the six reductions of a dot-product block
+    at once, each in a fixed order.
+
+    Pairs of vectors are folded together: ``[a's first halves of partial
+    sums, b's] + [a's second halves, b's]`` (one ``shufflevector`` each and
+    one ``fadd``), so each level halves the partial sums per total and
+    doubles the totals per vector; eight inputs (two of them zeros) end in
+    one vector after three levels (float64 on AVX-512: 7 adds and 14
+    shuffles where six separate reductions take 18 of each).
+    """
+    sig = s0(s0, s1, s2, s3, s4, s5)
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        lanes = args[0].type.count
+        vectors = list(args) + [ir.Constant(args[0].type, None)] * 2
+        m = lanes  # partial sums per total, contiguous in a vector
+        while len(vectors) > 1 and m > 1:
+            h = m // 2
+            groups = lanes // m  # totals per vector
+            first = []
+            second = []
+            for v in range(2):
+                for g in range(groups):
+                    base = v * lanes + g * m
+                    first += [base + t for t in range(h)]
+                    second += [base + h + t for t in range(h)]
+            pairs = []
+            for a, b in zip(vectors[0::2], vectors[1::2]):
+                low = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), first))
+                high = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), second))
+                pairs.append(builder.fadd(low, high))
+            vectors = pairs
+            m = h
+        v = vectors[0]
+        while m > 1:  # wider vectors (float32): fold within the one vector
+            h = m // 2
+            groups = lanes // m
+            first = [g * m + t for g in range(groups) for t in range(h)]
+            second = [g * m + h + t for g in range(groups) for t in range(h)]
+            pad = list(range(lanes, lanes + lanes - len(first)))  # lanes of zeros
+            zero = ir.Constant(v.type, None)
+            low = builder.shuffle_vector(v, zero, ir.Constant(ir.VectorType(i32, lanes), first + pad))
+            high = builder.shuffle_vector(v, zero, ir.Constant(ir.VectorType(i32, lanes), second + pad))
+            v = builder.fadd(low, high)
+            m = h
+        return v
 
     return sig, codegen
 

@@ -43,9 +43,13 @@ forwards and backwards, the small form every serial call:
 *small form* (:func:`_part_block`), the panel form's block with B read in place
     B's rows with their own stride, the last vector of a row and of C cut
     to the columns that exist by masked loads and stores; 12 rows x one
-    vector when the output is one vector wide. Nothing is packed but W.T
-    for dx; every call below ``api.PARALLEL_MIN_WORK`` runs it, serially
-    (:func:`small_forward`, :func:`small_backward`).
+    vector when the output is one vector wide. The few columns past the
+    last whole vector, where a masked vector would cost more, as dot
+    products over a contiguous k (forward, dx: :func:`_dot_rows`) or
+    vectors down dW's columns (:func:`_dw_columns`). Nothing is packed but
+    W.T for dx (and W's last few columns for the forward); every call below
+    ``api.PARALLEL_MIN_WORK`` runs it, serially (:func:`small_forward`,
+    :func:`small_backward`).
 
 Every top-level kernel is a :func:`~numba_affine._jit.twin_kernels` pair. The
 parallel variant runs ``prange`` over fixed tiles of the *output*, never over
@@ -67,10 +71,13 @@ from ._simd import (
     vadd,
     vbroadcast,
     vfma,
+    vgather_part,
     vload,
     vload_part,
     vstore,
+    vscatter_part,
     vstore_part,
+    vsums6,
     vtranspose,
     vzeros,
 )
@@ -1334,9 +1341,11 @@ def _backward_panels(dout, x, W, dx, dW, db, flags, scratch):
 # The panel form's register block with every operand read where it is:
 # no packing, no scratch, no edge buffers. B's rows are read with their own
 # stride and its last vector, and C's, are cut to the columns that exist
-# (masked loads and stores, :func:`~numba_affine._simd.vload_part`). api runs
-# it for every call below ``api.PARALLEL_MIN_WORK``: at such sizes packing
-# and the call's fixed costs are most of the time.
+# (masked loads and stores, :func:`~numba_affine._simd.vload_part`); a few
+# columns past the last whole vector go to narrower forms instead
+# (:func:`_few_columns`). api runs it for every call below
+# ``api.PARALLEL_MIN_WORK``: at such sizes packing and the call's fixed
+# costs are most of the time.
 
 
 @helper(inline=True)
@@ -1421,42 +1430,273 @@ def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb,
 
 
 @helper
-def _part_product(M, P, K, A, a_ks, a_rs, B, C, bias, nb, accumulate):
-    """``C (+)= A . B (+ bias)`` for an M x P output in small-form blocks
-    (:func:`_part_block`), a column block at a time; A's row ``i`` at step
-    ``k`` is ``A[i * a_rs + k * a_ks]``, B is K x P row-major, C is M x P
-    row-major (all flat).
+def _part_product(M, P, ld, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, r, Bt, ldbt, narrow):
+    """``C (+)= A . B (+ bias)`` for columns ``0 : P + r`` of an M-row
+    output: the first P in small-form blocks (:func:`_part_block`), the
+    last ``r`` (at most half a vector, :func:`_few_columns`) as dot
+    products (:func:`_dot_rows`). A's row ``i`` at step ``k`` is
+    ``A[i * a_rs + k * a_ks]``; B (K rows) and C (M rows) are row-major
+    with rows of ``ld`` elements (all flat); column ``P + j`` of B is
+    ``Bt[j * ldbt :][:K]`` (A's rows must then be contiguous: ``a_ks == 1``).
 
     Columns go in blocks of two vectors, 6 rows at a time; the last one
     or two vectors' worth, when it is at most one vector (or P is), in
     blocks of 12 rows x one vector, so that a column past a block edge
     costs one vector more, not two (64x128x17 float64: 16 + 8 columns
-    computed instead of 32). Not inlined itself: Numba copies an inlined
-    function's IR into every caller, and the small kernels then took 3-4x
-    as long to compile (17 s for the forward, measured); one call per
-    product costs nothing measurable.
+    computed instead of 32). The dot-product columns are computed in the
+    last pass over the rows, right after each row block's last register
+    block, while its rows of A are still in L1 (computed after the whole
+    product they cost 20-45 % more than a register block for 64x128x17,
+    reading all of x again from L2). Not inlined itself: Numba copies an
+    inlined function's IR into every caller, and the small kernels then
+    took 3-4x as long to compile (17 s for the forward, measured); one
+    call per product costs nothing measurable.
     """
     L = VECTOR_BYTES // C.itemsize
     rest = P % (2 * L)
     j_tall = P - rest if 0 < rest <= L else P  # columns from here on: tall blocks
-    for j0 in range(0, j_tall, 2 * L):
+    if not narrow or r == 0:  # (narrow is a constant: False compiles this branch only)
+        for j0 in range(0, j_tall, 2 * L):
+            for i in range(0, M, PANEL_ROWS):
+                rows = min(PANEL_ROWS, M - i)
+                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, ld, P - j0, C, i * ld + j0, ld, bias, j0, nb - j0, accumulate, False)
+        if j_tall < P:
+            for i in range(0, M, 2 * PANEL_ROWS):
+                rows = min(2 * PANEL_ROWS, M - i)
+                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, ld, P - j_tall, C, i * ld + j_tall, ld, bias, j_tall, nb - j_tall, accumulate, True)
+        return
+    j_last = j_tall if j_tall < P else max(0, P - (rest if rest > 0 else 2 * L))  # the last pass's columns
+    for j0 in range(0, j_last, 2 * L):
         for i in range(0, M, PANEL_ROWS):
             rows = min(PANEL_ROWS, M - i)
-            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, P, P - j0, C, i * P + j0, P, bias, j0, nb - j0, accumulate, False)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, ld, P - j0, C, i * ld + j0, ld, bias, j0, nb - j0, accumulate, False)
     if j_tall < P:
         for i in range(0, M, 2 * PANEL_ROWS):
             rows = min(2 * PANEL_ROWS, M - i)
-            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, P, P - j_tall, C, i * P + j_tall, P, bias, j_tall, nb - j_tall, accumulate, True)
+            _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, ld, P - j_tall, C, i * ld + j_tall, ld, bias, j_tall, nb - j_tall, accumulate, True)
+            _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+    else:
+        for i in range(0, M, PANEL_ROWS):
+            rows = min(PANEL_ROWS, M - i)
+            if j_last < P:
+                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_last, ld, P - j_last, C, i * ld + j_last, ld, bias, j_last, nb - j_last, accumulate, False)
+            _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+
+
+#: Fixed cost of one dot-product column per 6 rows of the small form
+#: (:func:`_dot_rows`: the sums' reduction, the scatter, the masked tail,
+#: the call), in cycles of a vector FMA pair; fitted to same-process timings
+#: against the masked vector it replaces (float64 forward): 20x50x10 (K = 50,
+#: 2 columns) 0.79 -> 0.90 us, 100x50x9 (1 column) 2.70 -> 2.55 us, 64x128x19
+#: (K = 128, 3 columns) 6.34 -> 6.15 us, 64x128x17 6.34 -> 5.08 us.
+DOT_COLUMN_COST = 64
+
+
+@helper(inline=True)
+def _few_columns(P, K, itemsize):
+    """Columns of a P-column output (sums of K terms) that the small form
+    computes as dot products (:func:`_dot_rows`): the ``r = P % lanes`` past
+    the last whole vector when that costs less than the masked vector
+    would, else 0.
+
+    Per 6 rows, a masked vector costs 12 FMAs per step of k (3 cycles at two
+    FMAs a cycle), ``3 K``; a dot-product column about 4 cycles per vector
+    of k and :data:`DOT_COLUMN_COST`. Without this, a column past a vector
+    edge costs a whole vector of FMAs (64x128x16 -> 17 float64 read 28.7 ->
+    19.5 GFLOP/s, 64x128x32 -> 33 float32 62.8 -> 29.1, 0f168b6).
+    """
+    shift = _lane_shift(itemsize)  # (no division: it is on every call's path)
+    r = P & ((1 << shift) - 1)
+    return r if r * (DOT_COLUMN_COST + ((4 * K) >> shift)) < 3 * K else 0
+
+
+#: log2 of a vector's lanes of float64 / float32 (:func:`_lane_shift`).
+_LANE_SHIFT_8 = (VECTOR_BYTES // 8).bit_length() - 1
+_LANE_SHIFT_4 = (VECTOR_BYTES // 4).bit_length() - 1
+
+
+@helper(inline=True)
+def _lane_shift(itemsize):
+    """log2 of the lanes of a vector of this itemsize (8 or 4): kernels
+    that step through k a vector at a time shift and mask by it, since a
+    division by a run-time lane count costs tens of cycles (``idiv``)."""
+    return _LANE_SHIFT_8 if itemsize == 8 else _LANE_SHIFT_4
+
+
+@helper
+def _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate):
+    """Columns ``P : P + r`` of rows ``i : i + rows`` of ``C (+)= A . B (+
+    bias)`` (:func:`_part_product`'s arguments) as dot products over a
+    contiguous k, 6 rows x two columns at a time (the last of an odd ``r``
+    alone): per vector of k, 2 + 6 loads and 12 FMAs into 12 vector sums
+    (1 + 6 and 6 for a lone column); the last ``K % lanes`` steps as one
+    masked vector (:func:`~numba_affine._simd.vload_part`); then each
+    column's six sums' lanes added together
+    (:func:`~numba_affine._simd.vsums6`) and the six totals stored down
+    the column in one masked scatter (lanes past the block's rows neither
+    read nor written)."""
+    shift = _lane_shift(C.itemsize)
+    k_end = (K >> shift) << shift
+    n_tail = K - k_end
+    for g in range(i, i + rows, PANEL_ROWS):
+        last = min(PANEL_ROWS, i + rows - g) - 1
+        a0, a1, a2, a3, a4, a5 = _row_offsets(g * a_rs, a_rs, 0, last)
+        for j in range(0, r, 2):
+            b = j * ldbt
+            s0 = s1 = s2 = s3 = s4 = s5 = vzeros(C)
+            t0 = t1 = t2 = t3 = t4 = t5 = vzeros(C)
+            if j + 1 < r:
+                for v in range(K >> shift):
+                    k = v << shift
+                    u = vload(Bt, b + k)
+                    w = vload(Bt, b + ldbt + k)
+                    x = vload(A, a0 + k)
+                    s0 = vfma(x, u, s0)
+                    t0 = vfma(x, w, t0)
+                    x = vload(A, a1 + k)
+                    s1 = vfma(x, u, s1)
+                    t1 = vfma(x, w, t1)
+                    x = vload(A, a2 + k)
+                    s2 = vfma(x, u, s2)
+                    t2 = vfma(x, w, t2)
+                    x = vload(A, a3 + k)
+                    s3 = vfma(x, u, s3)
+                    t3 = vfma(x, w, t3)
+                    x = vload(A, a4 + k)
+                    s4 = vfma(x, u, s4)
+                    t4 = vfma(x, w, t4)
+                    x = vload(A, a5 + k)
+                    s5 = vfma(x, u, s5)
+                    t5 = vfma(x, w, t5)
+                if n_tail > 0:
+                    u = vload_part(Bt, b + k_end, n_tail)
+                    w = vload_part(Bt, b + ldbt + k_end, n_tail)
+                    x = vload_part(A, a0 + k_end, n_tail)
+                    s0 = vfma(x, u, s0)
+                    t0 = vfma(x, w, t0)
+                    x = vload_part(A, a1 + k_end, n_tail)
+                    s1 = vfma(x, u, s1)
+                    t1 = vfma(x, w, t1)
+                    x = vload_part(A, a2 + k_end, n_tail)
+                    s2 = vfma(x, u, s2)
+                    t2 = vfma(x, w, t2)
+                    x = vload_part(A, a3 + k_end, n_tail)
+                    s3 = vfma(x, u, s3)
+                    t3 = vfma(x, w, t3)
+                    x = vload_part(A, a4 + k_end, n_tail)
+                    s4 = vfma(x, u, s4)
+                    t4 = vfma(x, w, t4)
+                    x = vload_part(A, a5 + k_end, n_tail)
+                    s5 = vfma(x, u, s5)
+                    t5 = vfma(x, w, t5)
+            else:
+                for v in range(K >> shift):
+                    k = v << shift
+                    u = vload(Bt, b + k)
+                    s0 = vfma(vload(A, a0 + k), u, s0)
+                    s1 = vfma(vload(A, a1 + k), u, s1)
+                    s2 = vfma(vload(A, a2 + k), u, s2)
+                    s3 = vfma(vload(A, a3 + k), u, s3)
+                    s4 = vfma(vload(A, a4 + k), u, s4)
+                    s5 = vfma(vload(A, a5 + k), u, s5)
+                if n_tail > 0:
+                    u = vload_part(Bt, b + k_end, n_tail)
+                    s0 = vfma(vload_part(A, a0 + k_end, n_tail), u, s0)
+                    s1 = vfma(vload_part(A, a1 + k_end, n_tail), u, s1)
+                    s2 = vfma(vload_part(A, a2 + k_end, n_tail), u, s2)
+                    s3 = vfma(vload_part(A, a3 + k_end, n_tail), u, s3)
+                    s4 = vfma(vload_part(A, a4 + k_end, n_tail), u, s4)
+                    s5 = vfma(vload_part(A, a5 + k_end, n_tail), u, s5)
+            c = g * ld + P + j
+            for q in range(min(2, r - j)):  # the column's six totals, stored down it
+                tot = vsums6(s0, s1, s2, s3, s4, s5) if q == 0 else vsums6(t0, t1, t2, t3, t4, t5)
+                if accumulate:
+                    tot = vadd(tot, vgather_part(C, c + q, ld, last + 1))
+                elif P + j + q < nb:
+                    tot = vadd(tot, vbroadcast(bias, P + j + q))
+                vscatter_part(C, c + q, ld, tot, last + 1)
+
+
+@helper
+def _dw_columns(N, D, H, r, x, dout, dW, accumulate):
+    """``dW[:, H - r :] (+)= x.T . dout[:, H - r :]`` (all flat, row-major)
+    for the few columns past the small form's last whole vector of dW
+    (:func:`_few_columns`), vectors running down dW's columns: x's rows
+    are contiguous in d.
+
+    Blocks of four vectors of rows of dW x two columns: per step of the
+    batch, 4 (masked) loads of x's row, 2 broadcasts of dout, 8 FMAs into 8
+    sums; each sum then goes down its column of dW in one masked scatter
+    (the old values gathered first when accumulating). The second column
+    of an odd ``r``'s last pair re-reads the first and is not stored.
+    Written out, not as an inlined block: an inlined function's array
+    arguments cost reference counting per block.
+    """
+    L = VECTOR_BYTES // dW.itemsize
+    for d0 in range(0, D, 4 * L):
+        n = D - d0
+        for j in range(0, r, 2):
+            c0 = H - r + j
+            c1 = H - r + min(j + 1, r - 1)
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = vzeros(dW)
+            for k in range(N):
+                o = k * D + d0
+                v0 = vload_part(x, o, n)
+                v1 = vload_part(x, o + L, n - L)
+                v2 = vload_part(x, o + 2 * L, n - 2 * L)
+                v3 = vload_part(x, o + 3 * L, n - 3 * L)
+                u = vbroadcast(dout, k * H + c0)
+                s00 = vfma(v0, u, s00)
+                s01 = vfma(v1, u, s01)
+                s02 = vfma(v2, u, s02)
+                s03 = vfma(v3, u, s03)
+                u = vbroadcast(dout, k * H + c1)
+                s10 = vfma(v0, u, s10)
+                s11 = vfma(v1, u, s11)
+                s12 = vfma(v2, u, s12)
+                s13 = vfma(v3, u, s13)
+            for q in range(min(2, r - j)):
+                for p in range(4):
+                    if q == 0:
+                        t = s00 if p == 0 else s01 if p == 1 else s02 if p == 2 else s03
+                    else:
+                        t = s10 if p == 0 else s11 if p == 1 else s12 if p == 2 else s13
+                    o = (d0 + p * L) * H + c0 + q
+                    m = n - p * L
+                    if accumulate:
+                        t = vadd(t, vgather_part(dW, o, H, m))
+                    vscatter_part(dW, o, H, t, m)
 
 
 @helper
 def small_forward(x, W, b, y, scratch):
     """Forward pass ``y = x . W + b`` in the small form (arguments as
     :func:`_forward`; ``scratch`` is not used): x's rows and W's rows read
-    in place."""
+    in place; the few columns past the last whole vector
+    (:func:`_few_columns`) as dot products on x's rows and those columns
+    of W, copied into a new r x D buffer."""
     N, D = x.shape
     H = W.shape[1]
-    _part_product(N, H, D, x.reshape(N * D), 1, D, W.reshape(D * H), y.reshape(N * H), b, b.shape[0], False)
+    r = _few_columns(H, D, y.itemsize)
+    fx = x.reshape(N * D)
+    fy = y.reshape(N * H)
+    fW = W.reshape(D * H)
+    if r == 0:
+        _part_product(N, H, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, 0, fW, 0, True)
+    else:
+        _part_product(N, H - r, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, r, _last_columns(fW, D, H, r), D, True)
+
+
+@helper
+def _last_columns(fW, D, H, r):
+    """W's last ``r`` columns as the rows of a new r x D buffer (flat),
+    gathered a vector at a time."""
+    Wr = np.empty(r * D, fW.dtype)
+    L = VECTOR_BYTES // fW.itemsize
+    for j in range(r):
+        for k in range(0, D, L):
+            vstore_part(Wr, j * D + k, vgather_part(fW, k * H + H - r + j, H, D - k), D - k)
+    return Wr
 
 
 @helper
@@ -1465,16 +1705,31 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     is ignored) in the small form: ``dx = dout . W.T`` on dout's rows in
     place and W.T (packed into ``scratch``, or a new buffer when it is
     shorter, H x D); ``dW (+)= x.T . dout`` with x's columns and dout's
-    rows in place; ``db`` as the other kernels sum it (:func:`_colsum_tile`)."""
+    rows in place; ``db`` as the other kernels sum it (:func:`_colsum_tile`).
+
+    The few columns past the last whole vector (:func:`_few_columns`): of
+    dx as dot products of dout's rows and W's rows (W.T's columns); of dW
+    with vectors down its columns (:func:`_dw_columns`).
+    """
     N, D, H = _backward_sizes(dout, x, W, flags)
     accumulate = (flags & ACCUMULATE) != 0
+    itemsize = dout.itemsize
     fd = dout.reshape(N * H)
+    r_d = _few_columns(D, H, itemsize) if flags & WANT_DX else 0
+    r_h = _few_columns(H, N, itemsize) if flags & WANT_DW else 0
+    n_wt = H * D if flags & WANT_DX else 0
+    buf = _room(scratch, n_wt)
     if flags & WANT_DX:
-        Wt = _room(scratch, H * D)[: H * D]
+        Wt = buf[:n_wt]
         _pack_transposed(W, Wt.reshape((H, D)), 0, H)
-        _part_product(N, D, H, fd, 1, H, Wt, dx.reshape(N * D), Wt, 0, False)
+        fdx = dx.reshape(N * D)
+        Wr = W.reshape(D * H)[(D - r_d) * H :]  # W.T's last r_d columns: W's last rows
+        _part_product(N, D - r_d, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, r_d, Wr, H, True)
     if flags & WANT_DW:
-        _part_product(D, H, N, x.reshape(N * D), D, 1, fd, dW.reshape(D * H), fd, 0, accumulate)
+        fx = x.reshape(N * D)  # (x is a placeholder when dW is not wanted)
+        _part_product(D, H - r_h, H, N, fx, D, 1, fd, dW.reshape(D * H), fd, 0, accumulate, 0, fd, 0, False)
+        if r_h > 0:
+            _dw_columns(N, D, H, r_h, fx, fd, dW.reshape(D * H), accumulate)
     if flags & WANT_DB:
         _colsum_tile(dout, db, accumulate, 0, H)
 
