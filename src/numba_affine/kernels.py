@@ -1713,23 +1713,23 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
     """
     N, D, H = _backward_sizes(dout, x, W, flags)
     accumulate = (flags & ACCUMULATE) != 0
-    itemsize = dout.itemsize
     fd = dout.reshape(N * H)
-    r_d = _few_columns(D, H, itemsize) if flags & WANT_DX else 0
-    r_h = _few_columns(H, N, itemsize) if flags & WANT_DW else 0
-    n_wt = H * D if flags & WANT_DX else 0
-    buf = _room(scratch, n_wt)
     if flags & WANT_DX:
-        Wt = buf[:n_wt]
+        Wt = _room(scratch, H * D)[: H * D]
         _pack_transposed(W, Wt.reshape((H, D)), 0, H)
         fdx = dx.reshape(N * D)
-        Wr = W.reshape(D * H)[(D - r_d) * H :]  # W.T's last r_d columns: W's last rows
-        _part_product(N, D - r_d, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, r_d, Wr, H, True)
+        r_d = _few_columns(D, H, dout.itemsize)
+        if r_d == 0:
+            _part_product(N, D, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, 0, Wt, H, True)
+        else:  # W.T's last r_d columns are W's last rows
+            _part_product(N, D - r_d, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, r_d, W.reshape(D * H)[(D - r_d) * H :], H, True)
     if flags & WANT_DW:
-        fx = x.reshape(N * D)  # (x is a placeholder when dW is not wanted)
-        _part_product(D, H - r_h, H, N, fx, D, 1, fd, dW.reshape(D * H), fd, 0, accumulate, 0, fd, 0, False)
+        fx = x.reshape(N * D)
+        fW = dW.reshape(D * H)
+        r_h = _few_columns(H, N, dout.itemsize)
+        _part_product(D, H - r_h, H, N, fx, D, 1, fd, fW, fd, 0, accumulate, 0, fd, 0, False)
         if r_h > 0:
-            _dw_columns(N, D, H, r_h, fx, fd, dW.reshape(D * H), accumulate)
+            _dw_columns(N, D, H, r_h, fx, fd, fW, accumulate)
     if flags & WANT_DB:
         _colsum_tile(dout, db, accumulate, 0, H)
 
