@@ -110,10 +110,27 @@ def test_api_reads_x_in_place_for_parallel_forwards():
     direct = api._DYNAMIC[kernels.forward_direct_kernels]
     forward = kernels.forward_kernels
     par, h = api.PARALLEL_MIN_WORK, api.SHORT_H
-    assert api._pick(forward, par, h) is direct
+    big = int(api.SHORT_OUTPUT_WORK_RATIO * par)  # parallel whatever H is
+    assert api._pick(forward, big, h) is direct
+    assert api._pick(forward, par, api.SHORT_OUTPUT_H) is direct
     assert api._pick(forward, 1 << 30, 1024) is direct
     assert api._pick(forward, par - 1, 100) is kernels.small_forward
-    assert api._pick(forward, par, h - 1) is api._DYNAMIC[forward]  # short H: dot form
+    assert api._pick(forward, big, h - 1) is api._DYNAMIC[forward]  # short H: dot form
+
+
+def test_api_keeps_short_outputs_on_the_small_form_longer():
+    """Outputs narrower than SHORT_OUTPUT_H columns run the small form up to
+    SHORT_OUTPUT_WORK_RATIO x PARALLEL_MIN_WORK; wider ones from
+    PARALLEL_MIN_WORK on; a call that passes no H (affine_db) is not short."""
+    par, short = api.PARALLEL_MIN_WORK, api.SHORT_OUTPUT_H
+    big = int(api.SHORT_OUTPUT_WORK_RATIO * par)
+    f32 = np.dtype(np.float32)
+    for pair, small in ((kernels.forward_kernels, kernels.small_forward), (kernels.backward_kernels, kernels.small_backward)):
+        assert api._pick(pair, par, short - 1, f32) is small
+        assert api._pick(pair, big - 1, 1, f32) is small
+        assert api._pick(pair, big, short - 1, f32) is not small
+        assert api._pick(pair, par, short, f32) is not small
+    assert api._pick(kernels.backward_kernels, par) is not kernels.small_backward
 
 
 def test_api_picks_the_panel_backward_by_dtype_and_width():
@@ -124,10 +141,11 @@ def test_api_picks_the_panel_backward_by_dtype_and_width():
     par, h32, h64 = api.PARALLEL_MIN_WORK, api.PANEL_BACKWARD_MIN_H_F32, api.PANEL_BACKWARD_MIN_H_F64
     wide = VECTOR_BYTES == 64
     assert (h32, h64) == ((24, 32) if wide else (32, 96))
-    assert api._pick(backward_, par, h32, f32) is panel
-    assert api._pick(backward_, par, h32 - 1, f32) is dot  # short H: axpy form
+    big = int(api.SHORT_OUTPUT_WORK_RATIO * par)  # parallel whatever H is
+    assert api._pick(backward_, big, h32, f32) is panel
+    assert api._pick(backward_, big, h32 - 1, f32) is dot  # short H: axpy form
     assert api._pick(backward_, par - 1, 100, f32) is kernels.small_backward
-    assert api._pick(backward_, par, h64, f64) is panel
+    assert api._pick(backward_, par if h64 >= api.SHORT_OUTPUT_H else big, h64, f64) is panel
     assert api._pick(backward_, 1 << 30, h64 - 1, f64) is dot
     assert api._pick(backward_, par - 1, h64, f64) is kernels.small_backward
     assert api._pick(backward_, 0) is kernels.small_backward  # affine_db of an empty dout

@@ -50,6 +50,20 @@ _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 #: 9 of 16; 2.1M and more, 128x256x64 and 256x256x32, parallel ahead in
 #: all 8 (0.94-1.14 against 0.69-0.83).
 PARALLEL_MIN_WORK = 1_000_000
+#: An output narrower than this (H columns; 0 < H) runs the small form up to
+#: ``SHORT_OUTPUT_WORK_RATIO`` times ``PARALLEL_MIN_WORK``: the parallel
+#: forms split such outputs into few, thin tiles and lose to one core.
+#: Speed-up over numpy, parallel / small form (the bench's method, 7-9
+#: rounds, 0f168b6 + the small form's narrow columns): 100x784x16 (1.25M)
+#: forward float32 0.38 / 0.78, float64 0.69 / 0.81, backward 0.79 / 1.51,
+#: 0.75 / 1.16; 150x784x16 (1.9M) 0.56 / 0.62, 1.09 / 1.09, 1.05 / 1.31,
+#: 0.93 / 1.02; 100x784x24 (1.9M) float32 0.81 / 1.36, 0.95 / 1.34;
+#: 100x784x31 (2.4M) 0.72 / 1.25, 0.91 / 1.30, 0.92 / 1.31, 0.70 / 1.22;
+#: 200x784x16 (2.5M) mixed (0.72 / 0.90, 1.40 / 1.03, 1.11 / 1.53, 0.78 /
+#: 0.94), 300x784x16 (3.8M) mixed; with H = 128 the parallel forms are
+#: ahead from 2.1M (128x128x128 backward float64 1.01 / 0.74).
+SHORT_OUTPUT_H = 32
+SHORT_OUTPUT_WORK_RATIO = 2.5
 #: Below this H a parallel forward's panels would be mostly padding: it
 #: runs the dot form (see kernels).
 SHORT_H = 16
@@ -230,7 +244,8 @@ PANEL_BACKWARD_MIN_H_F64 = 32 if VECTOR_BYTES == 64 else 96
 
 def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
     """The kernel for this much work: the small form below
-    ``PARALLEL_MIN_WORK`` (:func:`kernels.small_forward`,
+    ``PARALLEL_MIN_WORK``, or below ``SHORT_OUTPUT_WORK_RATIO`` times that
+    for an output narrower than ``SHORT_OUTPUT_H`` (:func:`kernels.small_forward`,
     :func:`kernels.small_backward`; serial), else the parallel dot form or
     a panel form (the rules above; the forward calls pass H, the backward
     calls also the dtype). A forked child runs the serial twins of the
@@ -240,7 +255,7 @@ def _pick(pair, work: int, H: int = 0, dt: np.dtype | None = None):
     Python call cost ~80 ns at the seed's size, measured); the serial case,
     every small call, is decided first.
     """
-    if work < PARALLEL_MIN_WORK:
+    if work < PARALLEL_MIN_WORK or (0 < H < SHORT_OUTPUT_H and work < SHORT_OUTPUT_WORK_RATIO * PARALLEL_MIN_WORK):
         return kernels.small_forward if pair is kernels.forward_kernels else kernels.small_backward
     if _in_forked_child:
         return pair.serial
@@ -478,8 +493,9 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                if N * D * H < PARALLEL_MIN_WORK:  # _pick's first case, without its call
-                    kernels.small_forward(x, W, b, y, b)  # (scratch: not used)
+                work = N * D * H
+                if work < PARALLEL_MIN_WORK or (H < SHORT_OUTPUT_H and work < SHORT_OUTPUT_WORK_RATIO * PARALLEL_MIN_WORK):
+                    kernels.small_forward(x, W, b, y, b)  # (_pick's first case, without its call; scratch: not used)
                 else:
                     _pick(kernels.forward_kernels, N * D * H, H)(x, W, b, y, _EMPTY[dt])
                 return y
@@ -562,7 +578,8 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                if N * D * H < PARALLEL_MIN_WORK:  # as in affine_forward
+                work = N * D * H
+                if work < PARALLEL_MIN_WORK or (H < SHORT_OUTPUT_H and work < SHORT_OUTPUT_WORK_RATIO * PARALLEL_MIN_WORK):
                     kernels.small_backward(dout, x, W, dx, dW, db, _ALL[0], _EMPTY[dt])
                 else:
                     _pick(kernels.backward_kernels, N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])
