@@ -1433,11 +1433,12 @@ def _part_block(K, A, a0, a_ks, a_rs, rows, B, b0, ldb, n, C, c0, ldc, bias, jb,
 def _part_product(M, P, ld, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, r, Bt, ldbt, narrow):
     """``C (+)= A . B (+ bias)`` for columns ``0 : P + r`` of an M-row
     output: the first P in small-form blocks (:func:`_part_block`), the
-    last ``r`` (at most half a vector, :func:`_few_columns`) as dot
-    products (:func:`_dot_rows`). A's row ``i`` at step ``k`` is
+    last ``r`` (few, :func:`_few_columns`; 0 for none) as dot products
+    (:func:`_dot_rows`). A's row ``i`` at step ``k`` is
     ``A[i * a_rs + k * a_ks]``; B (K rows) and C (M rows) are row-major
     with rows of ``ld`` elements (all flat); column ``P + j`` of B is
-    ``Bt[j * ldbt :][:K]`` (A's rows must then be contiguous: ``a_ks == 1``).
+    ``Bt[j * ldbt :][:K]`` (with ``r > 0`` A's rows must be contiguous:
+    ``a_ks == 1``).
 
     Columns go in blocks of two vectors, 6 rows at a time; the last one
     or two vectors' worth, when it is at most one vector (or P is), in
@@ -1446,41 +1447,34 @@ def _part_product(M, P, ld, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, r, Bt,
     computed instead of 32). The dot-product columns are computed in the
     last pass over the rows, right after each row block's last register
     block, while its rows of A are still in L1 (computed after the whole
-    product they cost 20-45 % more than a register block for 64x128x17,
-    reading all of x again from L2). Not inlined itself: Numba copies an
-    inlined function's IR into every caller, and the small kernels then
+    product, they read all of x again from L2: 20-45 % of the register
+    blocks' time for 1 column of 64x128x17). Two places inline the
+    register block, as before the dot-product columns: each inlined copy
+    of it costs seconds of compile time. Not inlined itself: Numba copies
+    an inlined function's IR into every caller, and the small kernels then
     took 3-4x as long to compile (17 s for the forward, measured); one
     call per product costs nothing measurable.
     """
     L = VECTOR_BYTES // C.itemsize
     rest = P % (2 * L)
     j_tall = P - rest if 0 < rest <= L else P  # columns from here on: tall blocks
-    if not narrow or r == 0:  # (narrow is a constant: False compiles this branch only)
-        for j0 in range(0, j_tall, 2 * L):
-            for i in range(0, M, PANEL_ROWS):
-                rows = min(PANEL_ROWS, M - i)
-                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, ld, P - j0, C, i * ld + j0, ld, bias, j0, nb - j0, accumulate, False)
-        if j_tall < P:
-            for i in range(0, M, 2 * PANEL_ROWS):
-                rows = min(2 * PANEL_ROWS, M - i)
-                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, ld, P - j_tall, C, i * ld + j_tall, ld, bias, j_tall, nb - j_tall, accumulate, True)
-        return
-    j_last = j_tall if j_tall < P else max(0, P - (rest if rest > 0 else 2 * L))  # the last pass's columns
-    for j0 in range(0, j_last, 2 * L):
+    for j0 in range(0, j_tall, 2 * L):
+        last_pass = j_tall == P and j0 + 2 * L >= P
         for i in range(0, M, PANEL_ROWS):
             rows = min(PANEL_ROWS, M - i)
             _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, ld, P - j0, C, i * ld + j0, ld, bias, j0, nb - j0, accumulate, False)
+            if narrow:  # (a constant: callers without narrow columns compile none of this)
+                if last_pass:
+                    _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
     if j_tall < P:
         for i in range(0, M, 2 * PANEL_ROWS):
             rows = min(2 * PANEL_ROWS, M - i)
             _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, ld, P - j_tall, C, i * ld + j_tall, ld, bias, j_tall, nb - j_tall, accumulate, True)
-            _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
-    else:
+            if narrow:
+                _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+    if narrow and P == 0:  # no register block: the dot products alone
         for i in range(0, M, PANEL_ROWS):
-            rows = min(PANEL_ROWS, M - i)
-            if j_last < P:
-                _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_last, ld, P - j_last, C, i * ld + j_last, ld, bias, j_last, nb - j_last, accumulate, False)
-            _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+            _dot_rows(K, A, a_rs, i, min(PANEL_ROWS, M - i), Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
 
 
 #: Fixed cost of one dot-product column per 6 rows of the small form
@@ -1681,8 +1675,9 @@ def small_forward(x, W, b, y, scratch):
     fx = x.reshape(N * D)
     fy = y.reshape(N * H)
     fW = W.reshape(D * H)
+    # one call site (each compiled call of _part_product costs seconds of compile time)
     if r == 0:
-        _part_product(N, H, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, 0, fW, 0, True)
+        _part_product(N, H, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, r, fW, D, False)
     else:
         _part_product(N, H - r, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, r, _last_columns(fW, D, H, r), D, True)
 
@@ -1720,14 +1715,14 @@ def small_backward(dout, x, W, dx, dW, db, flags, scratch):
         fdx = dx.reshape(N * D)
         r_d = _few_columns(D, H, dout.itemsize)
         if r_d == 0:
-            _part_product(N, D, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, 0, Wt, H, True)
+            _part_product(N, D, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, r_d, Wt, H, False)
         else:  # W.T's last r_d columns are W's last rows
             _part_product(N, D - r_d, D, H, fd, 1, H, Wt, fdx, Wt, 0, False, r_d, W.reshape(D * H)[(D - r_d) * H :], H, True)
     if flags & WANT_DW:
         fx = x.reshape(N * D)
         fW = dW.reshape(D * H)
         r_h = _few_columns(H, N, dout.itemsize)
-        _part_product(D, H - r_h, H, N, fx, D, 1, fd, fW, fd, 0, accumulate, 0, fd, 0, False)
+        _part_product(D, H - r_h, H, N, fx, D, 1, fd, fW, fd, 0, accumulate, r_h, fd, 0, False)
         if r_h > 0:
             _dw_columns(N, D, H, r_h, fx, fd, fW, accumulate)
     if flags & WANT_DB:
