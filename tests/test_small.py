@@ -84,34 +84,43 @@ def check_small_forward(N, D, H, dtype):
 def test_small_backward_matches_reference_part_by_part(N, D, dtype):
     rng = np.random.default_rng(3)
     for H in widths(dtype):
-        x, W, _, dout = make_inputs(N, D, H, dtype)
-        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-        dW0 = rng.standard_normal((D, H)).astype(dtype)
-        db0 = rng.standard_normal(H).astype(dtype)
-        for flags in (WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DB,
-                      WANT_ALL | kernels.ACCUMULATE, WANT_ALL | kernels.SHORT_H):
-            dx, dx_tail = with_tail((N, D), dtype, fill=np.nan)
-            dW, dW_tail = with_tail((D, H), dtype, fill=np.nan)
-            db, db_tail = with_tail((H,), dtype, fill=np.nan)
-            accumulate = bool(flags & kernels.ACCUMULATE)
-            if accumulate:
-                dW[...] = dW0
-                db[...] = db0
-            kernels.small_backward(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
-            if flags & kernels.WANT_DX:
-                assert_matches(dx, eg[0], dtype, H)
-            else:
-                assert np.isnan(dx).all()
-            if flags & kernels.WANT_DW:
-                assert_matches(dW, eg[1] + (dW0 if accumulate else 0), dtype, N + 1)
-            else:
-                assert np.isnan(dW).all()
-            if flags & kernels.WANT_DB:
-                assert_matches(db, eg[2] + (db0 if accumulate else 0), dtype, N + 1)
-            else:
-                assert np.isnan(db).all()
-            for tail in (dx_tail, dW_tail, db_tail):
-                assert np.isnan(tail).all(), (N, D, H, flags)
+        check_small_backward(N, D, H, dtype, rng, (
+            WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DB,
+            WANT_ALL | kernels.ACCUMULATE, WANT_ALL | kernels.SHORT_H))
+
+
+def check_small_backward(N, D, H, dtype, rng, flag_sets):
+    """small_backward with each of ``flag_sets`` against the seed's
+    formulas: wanted parts right (plus the old dW / db when accumulating),
+    others untouched, nothing written past any output."""
+    x, W, _, dout = make_inputs(N, D, H, dtype)
+    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
+    dW0 = rng.standard_normal((D, H)).astype(dtype)
+    db0 = rng.standard_normal(H).astype(dtype)
+    for flags in flag_sets:
+        dx, dx_tail = with_tail((N, D), dtype, fill=np.nan)
+        dW, dW_tail = with_tail((D, H), dtype, fill=np.nan)
+        db, db_tail = with_tail((H,), dtype, fill=np.nan)
+        accumulate = bool(flags & kernels.ACCUMULATE)
+        if accumulate and flags & kernels.WANT_DW:
+            dW[...] = dW0
+        if accumulate and flags & kernels.WANT_DB:
+            db[...] = db0
+        kernels.small_backward(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
+        if flags & kernels.WANT_DX:
+            assert_matches(dx, eg[0], dtype, H)
+        else:
+            assert np.isnan(dx).all()
+        if flags & kernels.WANT_DW:
+            assert_matches(dW, eg[1] + (dW0 if accumulate else 0), dtype, N + 1)
+        else:
+            assert np.isnan(dW).all()
+        if flags & kernels.WANT_DB:
+            assert_matches(db, eg[2] + (db0 if accumulate else 0), dtype, N + 1)
+        else:
+            assert np.isnan(db).all()
+        for tail in (dx_tail, dW_tail, db_tail):
+            assert np.isnan(tail).all(), (N, D, H, flags)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -255,26 +264,8 @@ def test_narrow_backward_matches_reference(N, dtype):
         cases += [(D, H) for H in _narrow_widths(dtype, N) for D in (1, 5, 4 * L + 3)]
     for D, H in cases:
         assert kernels._few_columns(D, H, itemsize) > 0 or kernels._few_columns(H, N, itemsize) > 0
-        x, W, _, dout = make_inputs(N, D, H, dtype)
-        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-        dW0 = rng.standard_normal((D, H)).astype(dtype)
-        for flags in (WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DW | kernels.ACCUMULATE):
-            dx, dx_tail = with_tail((N, D), dtype, fill=np.nan)
-            dW, dW_tail = with_tail((D, H), dtype, fill=np.nan)
-            db = np.empty(H, dtype)
-            accumulate = bool(flags & kernels.ACCUMULATE)
-            if accumulate:
-                dW[...] = dW0
-            kernels.small_backward(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
-            if flags & kernels.WANT_DX:
-                assert_matches(dx, eg[0], dtype, H)
-            else:
-                assert np.isnan(dx).all()
-            if flags & kernels.WANT_DW:
-                assert_matches(dW, eg[1] + (dW0 if accumulate else 0), dtype, N + 1)
-            else:
-                assert np.isnan(dW).all()
-            assert np.isnan(dx_tail).all() and np.isnan(dW_tail).all(), (N, D, H, flags)
+        check_small_backward(N, D, H, dtype, rng, (
+            WANT_ALL, kernels.WANT_DX, kernels.WANT_DW, kernels.WANT_DW | kernels.ACCUMULATE))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -493,9 +493,8 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
             ):
                 y = np.empty((N, H), dt)
-                work = N * D * H
-                if work < PARALLEL_MIN_WORK or (H < SHORT_OUTPUT_H and work < SHORT_OUTPUT_WORK_RATIO * PARALLEL_MIN_WORK):
-                    kernels.small_forward(x, W, b, y, b)  # (_pick's first case, without its call; scratch: not used)
+                if N * D * H < PARALLEL_MIN_WORK:  # _pick's first case, without its call (it decides the rest)
+                    kernels.small_forward(x, W, b, y, b)  # (scratch: not used)
                 else:
                     _pick(kernels.forward_kernels, N * D * H, H)(x, W, b, y, _EMPTY[dt])
                 return y
@@ -578,8 +577,7 @@ def affine_backward(
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
                 db = np.empty(H, dt)
-                work = N * D * H
-                if work < PARALLEL_MIN_WORK or (H < SHORT_OUTPUT_H and work < SHORT_OUTPUT_WORK_RATIO * PARALLEL_MIN_WORK):
+                if N * D * H < PARALLEL_MIN_WORK:  # as in affine_forward
                     kernels.small_backward(dout, x, W, dx, dW, db, _ALL[0], _EMPTY[dt])
                 else:
                     _pick(kernels.backward_kernels, N * D * H, H, dt)(dout, x, W, dx, dW, db, _ALL[H < BACKWARD_SHORT_H], _EMPTY[dt])

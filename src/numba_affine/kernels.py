@@ -1437,8 +1437,9 @@ def _part_product(M, P, ld, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, r, Bt,
     (:func:`_dot_rows`). A's row ``i`` at step ``k`` is
     ``A[i * a_rs + k * a_ks]``; B (K rows) and C (M rows) are row-major
     with rows of ``ld`` elements (all flat); column ``P + j`` of B is
-    ``Bt[j * ldbt :][:K]`` (with ``r > 0`` A's rows must be contiguous:
-    ``a_ks == 1``).
+    ``Bt[j * ldbt :][:K]``, computed only with ``narrow`` (a constant),
+    which needs A's rows contiguous (``a_ks == 1``) and overwrites
+    (``accumulate`` False).
 
     Columns go in blocks of two vectors, 6 rows at a time; the last one
     or two vectors' worth, when it is at most one vector (or P is), in
@@ -1465,16 +1466,16 @@ def _part_product(M, P, ld, K, A, a_ks, a_rs, B, C, bias, nb, accumulate, r, Bt,
             _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j0, ld, P - j0, C, i * ld + j0, ld, bias, j0, nb - j0, accumulate, False)
             if narrow:  # (a constant: callers without narrow columns compile none of this)
                 if last_pass:
-                    _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+                    _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb)
     if j_tall < P:
         for i in range(0, M, 2 * PANEL_ROWS):
             rows = min(2 * PANEL_ROWS, M - i)
             _part_block(K, A, i * a_rs, a_ks, a_rs, rows, B, j_tall, ld, P - j_tall, C, i * ld + j_tall, ld, bias, j_tall, nb - j_tall, accumulate, True)
             if narrow:
-                _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+                _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb)
     if narrow and P == 0:  # no register block: the dot products alone
         for i in range(0, M, PANEL_ROWS):
-            _dot_rows(K, A, a_rs, i, min(PANEL_ROWS, M - i), Bt, ldbt, r, C, ld, P, bias, nb, accumulate)
+            _dot_rows(K, A, a_rs, i, min(PANEL_ROWS, M - i), Bt, ldbt, r, C, ld, P, bias, nb)
 
 
 #: Fixed cost of one dot-product column per 6 rows of the small form
@@ -1518,7 +1519,7 @@ def _lane_shift(itemsize):
 
 
 @helper
-def _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate):
+def _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb):
     """Columns ``P : P + r`` of rows ``i : i + rows`` of ``C (+)= A . B (+
     bias)`` (:func:`_part_product`'s arguments) as dot products over a
     contiguous k, 6 rows x two columns at a time (the last of an odd ``r``
@@ -1528,7 +1529,8 @@ def _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate):
     column's six sums' lanes added together
     (:func:`~numba_affine._simd.vsums6`) and the six totals stored down
     the column in one masked scatter (lanes past the block's rows neither
-    read nor written)."""
+    read nor written). They overwrite C: the forward and dx, its only
+    callers, never accumulate."""
     shift = _lane_shift(C.itemsize)
     k_end = (K >> shift) << shift
     n_tail = K - k_end
@@ -1604,9 +1606,7 @@ def _dot_rows(K, A, a_rs, i, rows, Bt, ldbt, r, C, ld, P, bias, nb, accumulate):
             c = g * ld + P + j
             for q in range(min(2, r - j)):  # the column's six totals, stored down it
                 tot = vsums6(s0, s1, s2, s3, s4, s5) if q == 0 else vsums6(t0, t1, t2, t3, t4, t5)
-                if accumulate:
-                    tot = vadd(tot, vgather_part(C, c + q, ld, last + 1))
-                elif P + j + q < nb:
+                if P + j + q < nb:
                     tot = vadd(tot, vbroadcast(bias, P + j + q))
                 vscatter_part(C, c + q, ld, tot, last + 1)
 
@@ -1675,7 +1675,7 @@ def small_forward(x, W, b, y, scratch):
     fx = x.reshape(N * D)
     fy = y.reshape(N * H)
     fW = W.reshape(D * H)
-    # one call site (each compiled call of _part_product costs seconds of compile time)
+    # two variants of _part_product, compiled once each (narrow, a constant, prunes the dot products)
     if r == 0:
         _part_product(N, H, H, D, fx, 1, D, fW, fy, b, b.shape[0], False, r, fW, D, False)
     else:
