@@ -1,199 +1,184 @@
-"""Every public function against the seed's numpy formulas, over many shapes,
-both dtypes, C / F / strided / negative-stride inputs and both kernel paths."""
+"""The kernels package, directly: the product driver under every plan, the
+register blocks at every edge of their tiles, the packers and the column
+sums, against the seed's numpy formulas; and the machine code of the
+register blocks (vector FMAs at the width of this build)."""
 
+import itertools
+
+import numba
 import numpy as np
 import pytest
-from reference import DTYPES, SHAPES, assert_matches, backward, forward, make_inputs
+from reference import DTYPES, assert_matches, make_inputs
 
-import numba_affine as na
-from numba_affine import api, kernels
+from numba_affine import kernels
+from numba_affine._jit import FASTMATH
+from numba_affine._simd import VECTOR_BYTES
+from numba_affine.kernels.packing import pack_columns_of_a, pack_unit
+
+#: Around every edge of the tiles: rows 1, 5/6/7 (wide block), 11/12/13
+#: (narrow block), 47/48/49 and 121 (task rows); k 1, 255/256/257 and 513
+#: (blocks of k); columns at half, one and two vectors of either width
+#: (4/8/16 float64 lanes for AVX2/AVX-512, 8/16 float32) and one either side.
+EDGE_SHAPES = [
+    (1, 1, 1),
+    (5, 3, 7),
+    (6, 8, 8),
+    (7, 9, 9),
+    (11, 255, 15),
+    (12, 256, 16),
+    (13, 257, 17),
+    (20, 50, 10),
+    (47, 31, 31),
+    (48, 32, 32),
+    (49, 33, 33),
+    (121, 513, 5),
+    (25, 1, 65),
+    (3, 700, 1),
+]
 
 
-def layouts(a):
-    """The same values in several memory layouts."""
-    yield "C", a
-    yield "F", np.asfortranarray(a)
-    big = np.zeros((a.shape[0] * 2 + 1, a.shape[1] * 3 + 2), a.dtype)
-    view = big[1::2, 2::3]
-    view[...] = a
-    yield "strided", view
-    rev = np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]
-    yield "reversed", rev
+def _forms(x, W, dout):
+    """(name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, expected, a_t, b_t) for the three products."""
+    N, D = x.shape
+    H = W.shape[1]
+    xf, Wf, df = x.reshape(-1), W.reshape(-1), dout.reshape(-1)
+    ref = x.astype(np.float64), W.astype(np.float64), dout.astype(np.float64)
+    return [
+        ("forward", xf, D, 1, Wf, H, 1, N, D, H, ref[0] @ ref[1], False, False),
+        ("dx", df, H, 1, Wf, 1, H, N, H, D, ref[2] @ ref[1].T, False, True),
+        ("dW", xf, 1, D, df, H, 1, D, N, H, ref[0].T @ ref[2], True, False),
+    ]
+
+
+def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, ng, C=None, bias=None, accumulate=False):
+    dt = A.dtype
+    lanes = kernels.lanes_of(dt.itemsize)
+    nr = 2 * lanes
+    Ap = np.full(-(-M // 12) * 12 * K, np.nan, dt) if pack_a else np.empty(0, dt)
+    Bp = np.full(-(-P // nr) * nr * K, np.nan, dt) if pack_b else np.empty(0, dt)
+    C = np.full(M * P, np.nan, dt) if C is None else C
+    add_bias = bias is not None
+    bias = np.empty(0, dt) if bias is None else bias
+    kernel(A, a_rs, a_ks, Ap, B, b_rs, b_cs, Bp, C, P, M, K, P, bias, add_bias, accumulate, lanes, kc_max, mc, ng)
+    return C.reshape(M, P)
+
+
+def _plans(M, a_t, b_t):
+    """Every packing allowed for the operands, k blocks long and short, tasks big and small."""
+    for pack_a, pack_b in itertools.product((False, True) if a_t else (False,), (True,) if b_t else (False, True)):
+        for kc_max, mc, ng in ((256, max(12, M), 8), (16, 12, 1), (100, 24, 3)):
+            yield pack_a, pack_b, kc_max, mc, ng
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_forward_matches_reference(shape, dtype):
+@pytest.mark.parametrize("shape", EDGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_product_matches_numpy_under_every_plan_bitwise_alike(shape, dtype):
     N, D, H = shape
-    x, W, b, _ = make_inputs(N, D, H, dtype)
-    expected = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    assert_matches(na.affine_forward(x, W, b), expected, dtype, D)
-    assert_matches(na.affine_forward(x, W), expected - b, dtype, D)
+    x, W, b, dout = make_inputs(N, D, H, dtype, seed=N + D + H)
+    for name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, a_t, b_t in _forms(x, W, dout):
+        first = None
+        for kernel in kernels.product:
+            for pack_a, pack_b, kc_max, mc, ng in _plans(M, a_t, b_t):
+                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, ng)
+                assert_matches(got, want, dtype, K)
+                # a plan decides who computes an element, never how
+                first = got if first is None else first
+                np.testing.assert_array_equal(got, first, err_msg=f"{name} {pack_a, pack_b, kc_max, mc, ng}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_backward_matches_reference(shape, dtype):
-    N, D, H = shape
-    x, W, _, dout = make_inputs(N, D, H, dtype)
-    ex, eW, eb = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-    dx, dW, db = na.affine_backward(dout, x, W)
-    assert_matches(dx, ex, dtype, H)
-    assert_matches(dW, eW, dtype, N)
-    assert_matches(db, eb, dtype, N)
-    assert_matches(na.affine_dx(dout, W), ex, dtype, H)
-    assert_matches(na.affine_dw(x, dout), eW, dtype, N)
-    assert_matches(na.affine_db(dout), eb, dtype, N)
+def test_product_adds_the_bias_after_the_sum_and_accumulates(dtype):
+    N, D, H = 49, 257, 33
+    x, W, b, dout = make_inputs(N, D, H, dtype, seed=3)
+    (_, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, *_), *_ = _forms(x, W, dout)
+    for kernel in kernels.product:
+        y = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 1, bias=b)
+        assert_matches(y, want + b, dtype, K)
+        plain = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 1)
+        np.testing.assert_array_equal(y, (plain + b).astype(dtype))
+        start = np.random.default_rng(4).standard_normal(M * P).astype(dtype)
+        acc = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, False, 100, 24, 3, C=start.copy(), accumulate=True)
+        assert_matches(acc, want + start.reshape(M, P), dtype, K + 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(20, 50, 10), (33, 129, 17), (131, 67, 514), (5, 4, 3)],
-                         ids=lambda s: "x".join(map(str, s)))
-def test_any_layout_gives_the_contiguous_result(shape, dtype):
-    N, D, H = shape
-    x, W, b, dout = make_inputs(N, D, H, dtype)
-    y0 = na.affine_forward(x, W, b)
-    g0 = na.affine_backward(dout, x, W)
-    for (lx, xl), (lw, Wl), (ld, dl) in zip(layouts(x), layouts(W), layouts(dout)):
-        np.testing.assert_array_equal(na.affine_forward(xl, Wl, b), y0, err_msg=f"x {lx}, W {lw}")
-        for got, want in zip(na.affine_backward(dl, xl, Wl), g0):
-            np.testing.assert_array_equal(got, want, err_msg=f"x {lx}, W {lw}, dout {ld}")
-    b_strided = np.repeat(b, 2)[::2]
-    np.testing.assert_array_equal(na.affine_forward(x, W, b_strided), y0)
+@pytest.mark.parametrize("K,P", [(1, 1), (5, 7), (9, 33), (17, 16), (40, 65)])
+def test_pack_unit_lays_out_zero_padded_panels(K, P, dtype):
+    lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
+    nr = 2 * lanes
+    panels = -(-P // nr)
+    B = np.random.default_rng(K * P).standard_normal((K, P)).astype(dtype)
+    padded = np.zeros((K, panels * nr), dtype)
+    padded[:, :P] = B
+    want = padded.reshape(K, panels, nr).transpose(1, 0, 2).reshape(-1)
+    rows = np.full(panels * K * nr, np.nan, dtype)
+    for u in range(K):
+        pack_unit(B.reshape(-1), P, 1, u, K, P, lanes, rows)
+    np.testing.assert_array_equal(rows, want)
+    # the same B stored transposed (W for dx): read by panels
+    Bt = np.ascontiguousarray(B.T).reshape(-1)
+    cols = np.full(panels * K * nr, np.nan, dtype)
+    for u in range(panels):
+        pack_unit(Bt, 1, K, u, K, P, lanes, cols)
+    np.testing.assert_array_equal(cols, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-#: (40, 16411, 9): short H with W and dW big enough for the parallel transposes
-#: (``kernels.PARALLEL_TRANSPOSE``); (96, 80, 70): just above ``kernels.ONE_TILE_WORK``;
-#: (128, 1024, 130): every packed copy (W.T, x.T, dout.T) is parallel and has a row
-#: stride that is a multiple of 512 bytes (the blocked branch of ``kernels._transpose_rows``).
-@pytest.mark.parametrize(
-    "shape",
-    [(20, 50, 10), (200, 300, 40), (64, 96, 20), (40, 16411, 9), (96, 80, 70), (128, 1024, 130)],
-    ids=lambda s: "x".join(map(str, s)),
-)
-def test_serial_and_parallel_paths_agree_with_reference(shape, dtype, monkeypatch):
-    N, D, H = shape
-    x, W, b, dout = make_inputs(N, D, H, dtype)
-    ex = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-    for threshold in (0, 10**12):  # everything parallel / everything serial
-        monkeypatch.setattr(api, "PARALLEL_MIN_WORK", threshold)
-        assert_matches(na.affine_forward(x, W, b), ex, dtype, D)
-        for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, N, N)):
-            assert_matches(got, want, dtype, k)
+@pytest.mark.parametrize("M,K", [(1, 1), (5, 3), (12, 4), (13, 7), (30, 2)])
+def test_pack_columns_of_a_lays_out_blocks_of_twelve_rows(M, K, dtype):
+    lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
+    x = np.random.default_rng(M + K).standard_normal((K, M)).astype(dtype)  # A = x.T, M x K
+    Ap = np.full(-(-M // 12) * 12 * K, np.nan, dtype)
+    for t in range(-(-M // 12)):
+        pack_columns_of_a(x.reshape(-1), M, t, M, K, lanes, Ap)
+    for i, k in itertools.product(range(M), range(K)):
+        assert Ap[(i // 12 * K + k) * 12 + i % 12] == x[k, i]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_reused_scratch_with_stale_contents_does_not_leak(dtype, monkeypatch):
-    """Large calls reuse one packing buffer per thread. Fill it with NaN,
-    then run shapes whose batch is not a whole number of vectors (the packed
-    x.T / dout.T are zero-padded): every result must still be the reference,
-    and the buffer must really be the one reused."""
-    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
-    dt = np.dtype(dtype)
-    stale = np.full(200_000, np.nan, dt)
-    monkeypatch.setitem(api._scratch_local.__dict__, dt.char, stale)
-    for shape in [(101, 300, 37), (7, 64, 20), (53, 1000, 9), (1, 5, 3)]:
-        N, D, H = shape
-        x, W, b, dout = make_inputs(N, D, H, dtype)
-        eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-        for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, N, N)):
-            assert_matches(got, want, dtype, k)
-        assert_matches(na.affine_dw(x, dout), eg[1], dtype, N)
-        ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-        assert_matches(na.affine_forward(x, W, b), ref, dtype, D)
-        W[...] = 0  # updated in place, as by an optimizer: nothing of the old W.T is reused
-        np.testing.assert_array_equal(na.affine_forward(x, W, b), np.broadcast_to(b, (N, H)))
-        assert api._scratch(dt, 1) is stale
+@pytest.mark.parametrize("N,H", [(0, 3), (1, 1), (7, 17), (20, 10), (33, 65)])
+def test_column_sums(N, H, dtype):
+    d = np.random.default_rng(N + H).standard_normal((N, H)).astype(dtype)
+    out = np.full(H, np.nan, dtype)
+    kernels.column_sums(d.reshape(-1), N, H, out, False)
+    assert_matches(out, d.astype(np.float64).sum(0), dtype, N)
+    kernels.column_sums(d.reshape(-1), N, H, out, True)
+    assert_matches(out, 2 * d.astype(np.float64).sum(0), dtype, 2 * N)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(37, 41, 20), (5, 300, 7), (1, 1, 1), (9, 128, 13)])
-def test_forward_kernel_stays_inside_its_scratch(shape, dtype):
-    """The forward packs W.T into ``forward_scratch_size`` elements of scratch
-    and no more; given less, it allocates its own."""
-    N, D, H = shape
-    x, W, b, _ = make_inputs(N, D, H, dtype)
-    ref = forward(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64))
-    need = kernels.forward_scratch_size(D, H, x.itemsize)
-    assert need >= W.size
-    for size in (need, need - 1, 0):
-        scratch = np.full(size + 16, -7.0, dtype)
-        y = np.empty((N, H), dtype)
-        kernels.forward_kernels.parallel(x, W, b, y, scratch[:size])
-        np.testing.assert_array_equal(scratch[size:], -7.0)
-        assert_matches(y, ref, dtype, D)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(37, 41, 20), (101, 300, 37), (53, 100, 9), (8, 16, 16)])
-def test_backward_kernel_stays_inside_its_scratch(shape, dtype):
-    """The kernel uses ``backward_scratch_size`` elements and no more; given
-    less, it allocates its own; either way the results are the reference."""
-    N, D, H = shape
-    x, W, _, dout = make_inputs(N, D, H, dtype)
-    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-    flags = api._ALL[H < api.BACKWARD_SHORT_H]
-    need = kernels.backward_scratch_size(dout, x, W, flags)
-    assert need > 0
-    for size in (need, need - 1, 0):
-        scratch = np.full(size + 16, -7.0, dtype)
-        dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
-        kernels.backward_kernels.parallel(dout, x, W, dx, dW, db, flags, scratch[:size])
-        np.testing.assert_array_equal(scratch[size:], -7.0)
-        for got, want, k in zip((dx, dW, db), eg, (H, N, N)):
-            assert_matches(got, want, dtype, k)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("H", [1, 2, 15, 16, 17])
-def test_both_product_forms_around_the_short_H_switch(H, dtype):
-    x, W, b, dout = make_inputs(37, 41, H, dtype)
-    eg = backward(dout.astype(np.float64), x.astype(np.float64), W.astype(np.float64))
-    for got, want, k in zip(na.affine_backward(dout, x, W), eg, (H, 37, 37)):
-        assert_matches(got, want, dtype, k)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(20, 50, 10), (100, 784, 100), (2048, 64, 10), (40, 16411, 9), (131, 67, 514)])
-def test_serial_and_parallel_kernels_give_bitwise_identical_results(shape, dtype):
-    """The twins differ only in which thread runs a tile: same tiles, same code, same bits."""
-    N, D, H = shape
-    x, W, b, dout = make_inputs(N, D, H, dtype)
-    flags = api._ALL[H < api.BACKWARD_SHORT_H]
-    out = {}
-    for name in ("serial", "parallel"):
-        y = np.empty((N, H), dtype)
-        dx, dW, db = np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype)
-        getattr(kernels.forward_kernels, name)(x, W, b, y, np.empty(0, dtype))
-        getattr(kernels.backward_kernels, name)(dout, x, W, dx, dW, db, flags, np.empty(0, dtype))
-        out[name] = (y, dx, dW, db)
-    for a, c in zip(out["serial"], out["parallel"]):
-        np.testing.assert_array_equal(a, c)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (50, 10), (64, 100), (128, 70), (256, 65), (9, 256)])
-@pytest.mark.parametrize("accumulate", [False, True])
-def test_transpose_rows_every_branch(shape, accumulate, dtype):
-    """Row-by-row and blocked (destination stride a multiple of 512 bytes), on
-    part of the rows and on all of them, overwriting and accumulating."""
-    rng = np.random.default_rng(7)
-    src = rng.standard_normal(shape).astype(dtype)
-    dst0 = rng.standard_normal(shape[::-1]).astype(dtype)
-    for r0, r1 in ((0, shape[0]), (shape[0] // 3, shape[0] - shape[0] // 4)):
-        dst = dst0.copy()
-        kernels._transpose_rows(src, dst, r0, r1, accumulate)
-        want = dst0.copy()
-        want[:, r0:r1] = src[r0:r1].T + (dst0[:, r0:r1] if accumulate else 0)
-        np.testing.assert_array_equal(dst, want)
+@pytest.mark.parametrize("name", ["register_block", "register_block_narrow"])
+def test_register_block_is_vector_fma(name, dtype):
+    """A register block compiled afresh (cached code cannot be inspected):
+    twelve vector FMAs per step of k on registers of this build's width
+    (zmm with AVX-512, else ymm), fed by broadcasts of A."""
+    block = numba.njit(fastmath=set(FASTMATH), error_model="numpy")(getattr(kernels, name).py_func)
+    lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
+    rows, kc, p = 12, 8, lanes if name.endswith("narrow") else 2 * lanes
+    A = np.ones(rows * kc, dtype)
+    Bp = np.ones(kc * p, dtype)
+    C = np.zeros(rows * p, dtype)
+    block(A, 0, kc, 12 * kc, 1, rows, Bp, 0, p, kc, C, 0, p, p, lanes, False, np.empty(0, dtype), 0, False)
+    np.testing.assert_array_equal(C, kc)
+    asm = block.inspect_asm(block.signatures[0])
+    suffix = "ps" if dtype == np.float32 else "pd"
+    register = "zmm" if VECTOR_BYTES == 64 else "ymm"
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and register in line]
+    assert len(fmas) >= 12
+    # a broadcast is its own instruction, or folded into the FMA (AVX-512's {1toN})
+    broadcasts = asm.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) + sum("{1to" in f for f in fmas)
+    assert broadcasts >= 6
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 16, 50, 64, 100, 127, 128, 784, 1000, 1024, 4096])
-def test_packed_rows_start_on_a_line_and_avoid_512_byte_strides(n, itemsize):
-    m = kernels.packed_row_length(n, itemsize)
-    assert n <= m < n + 2 * kernels.LINE_BYTES // itemsize
-    assert (m * itemsize) % kernels.LINE_BYTES == 0
-    assert m == 0 or (m * itemsize) % 512 != 0
+@pytest.mark.parametrize("threads", [1, 2, 8])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (20, 50, 10), (2048, 512, 10), (100, 784, 100), (7, 100000, 3), (4000, 1, 4000)])
+def test_plans_cover_the_output_with_legal_blocks(shape, threads, itemsize):
+    M, K, P = shape
+    for a_t, b_t in ((False, False), (False, True), (True, False)):
+        plan = kernels.plan(M, K, P, itemsize, threads, a_t, b_t)
+        assert plan.mc % kernels.MR_NARROW == 0 and plan.mc >= 1 and plan.ng >= 1 and plan.kc_max >= 16
+        assert plan.parallel == (plan.kernel is kernels.product.parallel)
+        assert not plan.parallel or threads > 1
+        assert plan.pack_b or not b_t  # a transposed B is always packed
+        assert not plan.pack_a or a_t

@@ -40,8 +40,8 @@ def test_forward_is_linear(N, D, H, scale):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(257, 301, 129), (100, 784, 100), (2048, 64, 10), (31, 1500, 40)])
-def test_results_are_bitwise_identical_for_any_thread_count(shape, dtype, monkeypatch):
-    monkeypatch.setattr(api, "PARALLEL_MIN_WORK", 0)
+def test_results_are_bitwise_identical_for_any_thread_count(shape, dtype, set_tuning):
+    set_tuning(PARALLEL_MIN_WORK=0)
     x, W, b, dout = make_inputs(*shape, dtype)
     results = []
     default = numba.get_num_threads()

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,9 +45,8 @@ def test_python_threads_run_forward_and_backward_concurrently(monkeypatch):
 def test_kernels_release_the_gil():
     from numba_affine import kernels
 
-    for pair in (kernels.forward_kernels, kernels.backward_kernels):
-        for dispatcher in pair:
-            assert dispatcher.targetoptions.get("nogil") is True
+    for dispatcher in (*kernels.product, kernels.column_sums, kernels.register_block, kernels.register_block_narrow):
+        assert dispatcher.targetoptions.get("nogil") is True
 
 
 FORK_SCRIPT = textwrap.dedent(
@@ -131,10 +131,21 @@ def test_threading_layer_is_tbb_when_installed_unless_the_user_chose(setting):
 
 
 def test_a_forked_child_uses_the_serial_kernels(monkeypatch):
+    chosen = []
+    real_plan = api.kernels.plan
+
+    def spy(*args):
+        plan = real_plan(*args)
+        chosen.append(plan.parallel)
+        return plan
+
+    monkeypatch.setattr(api.kernels, "plan", spy)
+    x, W, b, _ = make_inputs(300, 400, 50, np.float64)
     monkeypatch.setattr(api, "_in_forked_child", True)
-    assert api._pick(api.kernels.forward_kernels, 10**12) is api.kernels.forward_kernels.serial
+    y = na.affine_forward(x, W, b)
     monkeypatch.setattr(api, "_in_forked_child", False)
-    assert api._pick(api.kernels.forward_kernels, 10**12).kernel is api.kernels.forward_kernels.parallel
+    np.testing.assert_array_equal(na.affine_forward(x, W, b), y)
+    assert chosen == [False, numba.get_num_threads() > 1]
 
 
 def _rss_bytes():
@@ -246,8 +257,8 @@ CACHE_SCRIPT = textwrap.dedent(
     ok = np.allclose(na.affine_forward(x, W, b), x @ W + b)
     dx, dW, db = na.affine_backward(d, x, W)
     ok = ok and np.allclose(dx, d @ W.T) and np.allclose(dW, x.T @ d) and np.allclose(db, d.sum(0))
-    hits = sum(sum(k.stats.cache_hits.values()) for k in (kernels.small_forward, kernels.small_backward))
-    misses = sum(sum(k.stats.cache_misses.values()) for k in (kernels.small_forward, kernels.small_backward))
+    hits = sum(sum(k.stats.cache_hits.values()) for k in (kernels.product.serial, kernels.column_sums))
+    misses = sum(sum(k.stats.cache_misses.values()) for k in (kernels.product.serial, kernels.column_sums))
     print("ok" if ok else "WRONG", hits, misses)
     """
 )

@@ -1,7 +1,7 @@
-"""The panel form's vector width follows the CPU Numba compiles for: 64-byte
+"""The kernels' vector width follows the CPU Numba compiles for: 64-byte
 vectors (zmm) with AVX-512F, 32-byte vectors (ymm) without. On an AVX-512
 machine the rest of the suite checks the 64-byte build; this file runs the
-panel tests again in a child process told to compile for an AVX2 CPU
+kernel tests again in a child process told to compile for an AVX2 CPU
 (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``: Numba's own settings, which
 also key its on-disk cache), so both widths are checked on one machine."""
 
@@ -44,9 +44,9 @@ def test_width_matches_the_cpu_flags_the_kernel_reports():
 
 @pytest.mark.skipif(
     VECTOR_BYTES != 64,
-    reason="this machine has no AVX-512: the whole suite already runs the 32-byte panel form",
+    reason="this machine has no AVX-512: the whole suite already runs the 32-byte kernels",
 )
-def test_panel_form_at_the_avx2_width():
+def test_kernels_at_the_avx2_width():
     env = dict(
         os.environ,
         NUMBA_CPU_NAME="skylake",  # AVX2 + FMA, no AVX-512
@@ -58,9 +58,9 @@ def test_panel_form_at_the_avx2_width():
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert width.stdout.strip() == "32", width.stderr
-    # the panel tests at this width, incl. the machine-code check for ymm FMAs
+    # the kernel tests at this width, incl. the machine-code check for ymm FMAs
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_panels.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_kernels.py")],
         env=env, cwd=here.parent, capture_output=True, text=True, timeout=1500,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -1,29 +1,27 @@
-"""The one place that decides Numba options for every kernel.
+"""The one place that decides Numba options for every kernel, and the threading layer.
 
-Kernels in :mod:`numba_affine.kernels` are plain loops under one of two
-decorators defined here:
+Kernels are plain loops under one of two decorators defined here:
 
-* :func:`helper` -- a serial building block called from kernels (a tile of a
-  product; with ``inline=True`` a store or a scalar load, inlined).
-* :func:`twin_kernels` -- a top-level kernel whose outer loop is ``prange``.
-  It is compiled twice: a ``parallel=True`` variant for large work and a
-  serial variant (``prange`` runs as ``range``) for small work, where the
-  thread launch would cost more than the arithmetic.
+* :func:`helper` -- a serial function (a building block, or a kernel that
+  never needs threads).
+* :func:`twin_kernels` -- a kernel whose outer loop is ``prange``, compiled
+  twice: ``parallel=True`` for large work and a serial twin (``prange`` runs
+  as ``range``) for small work, where waking the threads costs more than the
+  arithmetic.
 
 Options, and why:
 
-``fastmath = {"reassoc", "contract"}``
-    ``reassoc`` lets LLVM's loop vectorizer split a dot product into SIMD
-    lanes; ``contract`` lets it fuse ``a * b + c`` into one FMA. No ``nnan`` /
-    ``ninf``: NaN and Inf must propagate as they do in numpy.
+``fastmath = {"contract"}``
+    ``a * b + c`` may become one FMA. No ``reassoc``: every sum keeps the
+    order the loops give it (results independent of threads and batch), and
+    no ``nnan`` / ``ninf``: NaN and Inf propagate as in numpy.
 ``nogil=True``
     Python threads calling the kernels run them at the same time.
 ``cache=True``
-    Compiled code is stored on disk (first call ~0.4 s instead of ~1.5 s per
-    kernel). The cache is turned off, not fatal, when no cache directory can
-    be written; ``NUMBA_AFFINE_NO_CACHE=1`` also turns it off.
+    Compiled code is stored on disk; turned off, not fatal, when no cache
+    directory can be written, and by ``NUMBA_AFFINE_NO_CACHE=1``.
 ``error_model="numpy"``
-    Division follows numpy (no Python ZeroDivisionError checks in loops).
+    No Python ZeroDivisionError checks in loops.
 
 Numba's cache key ignores target options, so the serial twin is built from a
 *copy* of the Python function with its own qualified name; the two variants
@@ -39,34 +37,24 @@ import types
 import warnings
 from typing import Callable, NamedTuple
 
-# GNU OpenMP (Numba's default threading layer here) lets idle threads spin
-# at the end of a parallel loop. When another process holds one of the
-# cores, a spinning thread steals time from the one the loop is waiting
-# for: measured slow-downs of 2.5-4.8x for a 100x784x100 step with one
-# core busy, against 1.2-2.0x with passive waiting. Passive waiting costs
-# a thread wake-up per parallel loop: nothing measurable in a tight
-# training loop, up to 2x on medium products in the interleaved benchmark
-# (README, Reliability). The user's own setting wins (OMP_WAIT_POLICY=ACTIVE
-# for the spinning default); it only takes effect if OpenMP has not
-# started yet in this process.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# GNU OpenMP (Numba's fallback layer) is told to spin for a bounded time
+# after a parallel loop, then sleep: back-to-back calls find the threads
+# awake, and an idle thread gives its core back to a busy machine soon.
+# The user's own settings win; they only matter before OpenMP starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "200000")
 
 
 def _load_tbb() -> str | None:
     """Make the ``tbb`` wheel's ``libtbb.so.12`` visible to Numba; return its path.
 
-    Numba's default threading layer search tries TBB first, but it finds the
-    library by its soname only, and pip puts the ``tbb`` wheel's library in
-    ``<prefix>/lib``, which is not on the loader path of a virtualenv (or of
-    the base interpreter here). Loaded once by its full path, the soname is
-    known to the process and Numba's own lookup finds it. TBB's idle workers
-    spin for about a millisecond after a parallel loop and then sleep, so
-    back-to-back calls find them awake (GNU OpenMP's passive threads sleep
-    at once and on this host take ~150 ms of calls to run at two-thread
-    speed again; README, Performance). Without the ``tbb`` package (the
-    ``[tbb]`` extra) or off Linux nothing happens, and Numba picks GNU OpenMP
-    as before. ``NUMBA_THREADING_LAYER=omp`` (or any other value) still
-    decides when set.
+    Numba's threading-layer search tries TBB first but finds the library by
+    its soname only, and pip puts the wheel's library in ``<prefix>/lib``,
+    which is not on the loader path of a virtualenv. Loaded once by full
+    path, the soname is known to the process and Numba's lookup finds it.
+    Off Linux, or without the wheel, nothing happens (Numba finds TBB by
+    itself on Windows, or falls back to OpenMP). ``NUMBA_THREADING_LAYER``
+    still decides when the user sets it.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -102,7 +90,7 @@ TBB_LIBRARY = _load_tbb()
 from numba import njit  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402
 
-FASTMATH = frozenset({"reassoc", "contract"})
+FASTMATH = frozenset({"contract"})
 _BASE_OPTIONS = {"fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}
 
 
@@ -128,19 +116,9 @@ def _jit(pyfunc: Callable, **options) -> Callable:
     return njit(cache=False, **opts)(pyfunc)
 
 
-def helper(pyfunc: Callable | None = None, *, inline: bool = False):
-    """Decorate a serial building block that kernels call.
-
-    ``inline=True`` inlines it into every caller at the Numba IR level
-    (``inline="always"``). Numba does not reliably let LLVM inline one
-    jitted function into another, and a call passes each array as a
-    struct of a dozen fields: a tiny helper called in an inner loop (one
-    store of a result, one scalar load) must be inlined or it dominates the
-    loop (measured: 2-3.5x slower tiles).
-    """
-    if pyfunc is None:
-        return lambda f: helper(f, inline=inline)
-    return _jit(pyfunc, inline="always") if inline else _jit(pyfunc)
+def helper(pyfunc: Callable) -> Callable:
+    """Decorate a serial jitted function (compiled lazily, per dtype)."""
+    return _jit(pyfunc)
 
 
 class KernelPair(NamedTuple):

@@ -1,0 +1,41 @@
+"""Every tuned constant of the library, with what it decides.
+
+The figures behind each value are in ``docs/tuning.md``; re-measure them on
+a new CPU with ``python benchmarks/tune.py`` (it prints the table and the
+values it would choose).
+"""
+
+#: Below this many multiply-adds (N*D*H) a product runs on the calling
+#: thread: waking the threads costs more than such a product takes on one core.
+PARALLEL_MIN_WORK = 400_000
+
+#: Bytes of one packed panel of B (2 vectors wide, one block of k long):
+#: it is read once per 6 rows of C, so it must stay in L1 with room to spare.
+PANEL_BYTES = 32 << 10
+
+#: Rows of C per parallel task, at most (the task's rows of A stay in L2).
+MC_MAX = 120
+
+#: Rows of C per parallel task, at least (while there are tasks enough):
+#: every row block reads all of its panels of B again.
+MIN_TASK_ROWS = 48
+
+#: Panels of B (2 vectors of columns each) per task, at most: the task's
+#: packed block of B stays in L2 next to its rows of A.
+NG_MAX = 8
+
+#: A parallel call is cut into at least this many tasks per thread, so that
+#: a thread slowed by another process leaves its share to the others.
+TASKS_PER_THREAD = 4
+
+#: B (W, or dout for dW) is packed into panels when its rows are at least
+#: this many bytes apart and at least ``PACK_B_MIN_ROWS`` rows of A reuse
+#: it; otherwise the register block reads it in place (no copy: small
+#: batches, single samples, narrow outputs).
+PACK_B_MIN_ROW_BYTES = 4096
+PACK_B_MIN_ROWS = 48
+
+#: dW's A (x.T) is packed into contiguous blocks when at least this many
+#: panels of B (2 vectors of columns each) reuse it; with fewer, dW streams
+#: x once and the copy would double the memory traffic.
+PACK_A_MIN_PANELS = 16
