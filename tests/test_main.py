@@ -1,5 +1,6 @@
 """The main job and the benchmark command run as documented."""
 
+import re
 import subprocess
 import sys
 import time
@@ -54,3 +55,24 @@ def test_bench_warmup_calls_before_each_batch_are_not_timed():
 def test_bench_accepts_warmup(capsys):
     assert bench.main(["--only", "--shape", "7x5x3", "--rounds", "1", "--dtype", "float32", "--no-torch", "--warmup", "0.01"]) == 0
     assert "7x5x3" in capsys.readouterr().out
+
+
+def test_python_m_numba_affine_config_names_what_it_runs_on():
+    proc = subprocess.run([sys.executable, "-m", "numba_affine", "--config"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
+    import numba
+    import numpy as np
+
+    from numba_affine import _simd
+
+    assert lines["numba"] == numba.__version__ and lines["numpy"] == np.__version__
+    assert lines["threading layer"].split()[0] in {"tbb", "omp", "workqueue"}
+    assert lines["vector width"].startswith(f"{_simd.VECTOR_BYTES * 8} bits")
+    assert lines["threads"].startswith(f"{numba.get_num_threads()} of ")
+    assert "cache directory" in lines
+
+
+def test_python_m_numba_affine_rejects_unknown_arguments():
+    proc = subprocess.run([sys.executable, "-m", "numba_affine", "--nope"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "usage" in proc.stderr

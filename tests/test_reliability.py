@@ -95,9 +95,12 @@ LAYER_SCRIPT = textwrap.dedent(
     """
     import numba, numpy as np
     import numba_affine as na
-    from numba_affine import _jit
+    from numba_affine import _jit, config
+    predicted = config.config()["threading layer"].split()[0]
     x = np.random.rand(300, 400); W = np.random.rand(400, 50); b = np.random.rand(50)
     assert np.allclose(na.affine_forward(x, W, b), x @ W + b)  # large enough for the parallel kernel
+    running = config.config()["threading layer"]
+    assert predicted == numba.threading_layer() and running == predicted + " (running)", (predicted, running)
     print(numba.threading_layer(), _jit.TBB_LIBRARY)
     """
 )
@@ -124,7 +127,7 @@ def test_threading_layer_is_tbb_when_installed_unless_the_user_chose(setting):
     layer, library = proc.stdout.split()
     if setting:
         assert layer == setting
-    elif _tbb_installed():  # the [tbb] extra: Numba finds the wheel's library through _jit
+    elif _tbb_installed():  # a default dependency on x86-64 Linux; Numba finds it through _jit
         assert layer == "tbb" and library.endswith("libtbb.so.12")
     else:
         assert layer == "omp" and library == "None"

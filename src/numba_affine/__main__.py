@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import Affine, affine_backward, affine_forward, warmup
+from . import Affine, affine_backward, affine_forward, show_config, warmup
 from .bench import format_table, measure
 
 
@@ -62,7 +62,14 @@ def walkthrough(seed: int = 0) -> None:
     np.testing.assert_allclose(layer.dW, np.dot(X.T, dY), rtol=1e-12)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--config"]:
+        show_config()
+        return 0
+    if args:
+        print("usage: python -m numba_affine [--config]", file=sys.stderr)
+        return 2
     print("== The seed notebook's Affine walk-through, on numba-affine ==")
     t0 = time.perf_counter()
     warmup((np.float64, np.float32))
