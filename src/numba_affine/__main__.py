@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for dtype in ("float64", "float32"):
         for shape in shapes:
             print(f"  timing {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
-            rows.append(measure(shape, dtype, rounds=7, with_torch=False))
+            rows.append(measure(shape, dtype, rounds=5, with_torch=False, settle=0.12))
     print(format_table(rows))
     print("full table: python -m numba_affine.bench")
     return 0

@@ -158,7 +158,8 @@ def _torch_fns(x, W, b, dout):
     return {"torch forward": fwd, "torch backward": bwd}
 
 
-def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: bool = True, warmup: float = 0.0) -> Row:
+def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: bool = True, warmup: float = 0.0,
+            settle: float = SETTLE_SECONDS) -> Row:
     """Time forward and backward of numba-affine and numpy (and torch) on one shape."""
     N, D, H = shape
     x, W, b, dout = make_inputs(N, D, H, dtype)
@@ -172,7 +173,7 @@ def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: boo
         fns.update(_torch_fns(x, W, b, dout))
     for fn in fns.values():  # compile, fault pages in, warm caches
         fn()
-    return Row(shape, np.dtype(dtype).name, compare(fns, rounds, warmup=warmup))
+    return Row(shape, np.dtype(dtype).name, compare(fns, rounds, settle=settle, warmup=warmup))
 
 
 def format_table(rows: Sequence[Row], targets: dict | None = None) -> str:
