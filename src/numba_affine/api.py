@@ -63,10 +63,6 @@ if hasattr(os, "register_at_fork"):
 
 _scratch_local = threading.local()
 
-#: A thread keeps its packing buffer for its next call up to this size:
-#: fresh pages cost a page fault each on first touch, on every call.
-SCRATCH_KEEP_BYTES = 64 << 20
-
 
 def _scratch(dt: np.dtype, n: int, role: str) -> np.ndarray:
     """A 1-D buffer of at least ``n`` elements of ``dt``, owned by this thread
@@ -82,7 +78,7 @@ def _scratch(dt: np.dtype, n: int, role: str) -> np.ndarray:
     if buf is not None and buf.shape[0] >= n:
         return buf
     buf = np.empty(max(n, 1), dt)
-    if n * dt.itemsize <= SCRATCH_KEEP_BYTES:
+    if n * dt.itemsize <= kernels.tuning.SCRATCH_KEEP_BYTES:
         kept[key] = buf
     return buf
 
@@ -90,14 +86,15 @@ def _scratch(dt: np.dtype, n: int, role: str) -> np.ndarray:
 def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, a_transposed, b_transposed):
     """Run ``C (+)= A . B (+ bias)`` (1-D contiguous operands, strides in elements).
 
-    Small work runs the serial twin on this thread. Parallel calls run
+    Small work (:func:`kernels.wants_threads`) and every call in a forked
+    child run the serial twin on this thread. Parallel calls run
     with a chunk size of one task, so that when another process holds a
     core the free thread takes the tasks the slow one has not started.
     """
     dt = C.dtype
-    serial = _in_forked_child or M * K * P < kernels.tuning.PARALLEL_MIN_WORK
     lanes = _LANES[dt]
-    plan = kernels.plan(M, K, P, dt.itemsize, 1 if serial else get_num_threads(), a_transposed, b_transposed)
+    parallel = not _in_forked_child and kernels.wants_threads(M, K, P, dt.itemsize)
+    plan = kernels.plan(M, K, P, dt.itemsize, get_num_threads() if parallel else 1, a_transposed, b_transposed)
     Ap = _scratch(dt, -(-M // 12) * 12 * K, "a") if plan.pack_a else _EMPTY[dt]
     Bp = _scratch(dt, -(-P // (2 * lanes)) * 2 * lanes * K, "b") if plan.pack_b else _EMPTY[dt]
     kernel = plan.kernel

@@ -5,9 +5,10 @@ a new CPU with ``python benchmarks/tune.py`` (it prints the table and the
 values it would choose).
 """
 
-#: Below this many multiply-adds (N*D*H) a product runs on the calling
-#: thread: waking the threads costs more than such a product takes on one core.
-PARALLEL_MIN_WORK = 400_000
+#: Below this many float64 multiply-adds (N*D*H; float32 counts half) a
+#: product runs on the calling thread: waking the threads costs more than
+#: such a product takes on one core.
+PARALLEL_MIN_WORK = 2_000_000
 
 #: Bytes of one packed panel of B (2 vectors wide, one block of k long):
 #: it is read once per 6 rows of C, so it must stay in L1 with room to spare.
@@ -39,3 +40,7 @@ PACK_B_MIN_ROWS = 48
 #: panels of B (2 vectors of columns each) reuse it; with fewer, dW streams
 #: x once and the copy would double the memory traffic.
 PACK_A_MIN_PANELS = 16
+
+#: A thread keeps its packing buffer for its next call up to this size:
+#: fresh pages cost a page fault each on first touch, on every call.
+SCRATCH_KEEP_BYTES = 64 << 20

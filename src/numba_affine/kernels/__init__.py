@@ -23,7 +23,7 @@ from .column_sums import column_sums
 from .product import product
 from .register_block import MR, MR_NARROW, register_block, register_block_narrow
 
-__all__ = ["MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "register_block", "register_block_narrow"]
+__all__ = ["MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "wants_threads", "register_block", "register_block_narrow"]
 
 
 def lanes_of(itemsize: int) -> int:
@@ -43,9 +43,22 @@ class Plan(NamedTuple):
     pack_b: bool
 
 
+def wants_threads(M: int, K: int, P: int, itemsize: int) -> bool:
+    """Whether an M x K x P product is large enough for the parallel twin.
+
+    Small work runs on the calling thread: waking the threads costs more
+    than it takes on one core. A vector holds twice as many float32, so
+    float32 work counts half.
+    """
+    return M * K * P * itemsize >= tuning.PARALLEL_MIN_WORK * 8
+
+
 @lru_cache(maxsize=4096)
 def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool, b_transposed: bool) -> Plan:
     """Choose the twin, the blocking and the packing of an M x K x P product.
+
+    ``threads`` is the thread count of the parallel twin; 1 runs the
+    serial twin (the caller asks :func:`wants_threads` first).
 
     A plan only changes which task computes an element and where its
     operands are read from, never the arithmetic: results are the same
