@@ -61,7 +61,7 @@ def step_fn(shape, dtype):
     return step
 
 
-def time_candidates(name, values, shapes, dtype, rounds):
+def measure_candidates(name, values, shapes, dtype, rounds):
     """{shape: {value: seconds}} for one constant."""
     from numba_affine import kernels, tuning
     from numba_affine.bench import compare
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
             values, shapes, what = CANDIDATES[name]
             current = getattr(tuning, name)
             values = tuple(sorted(set(values) | {current}))
-            res = time_candidates(name, values, shapes, dtype, args.rounds)
+            res = measure_candidates(name, values, shapes, dtype, args.rounds)
             print(f"{name} = {fmt_value(current)} ({what}): step time relative to the current value\n", file=out)
             print("| N x D x H | " + " | ".join(fmt_value(v) for v in values) + " |", file=out)
             print("|---|" + "---|" * len(values), file=out)
