@@ -62,24 +62,25 @@ def step_fn(shape, dtype):
 
 
 def measure_candidates(name, values, shapes, dtype, rounds):
-    """{shape: {value: seconds}} for one constant."""
+    """{shape: {value: seconds}}: a forward + backward step with ``tuning.<name>`` set to each value."""
     from numba_affine import kernels, tuning
     from numba_affine.bench import compare
 
     current = getattr(tuning, name)
+
+    def with_value(v, step):
+        def run():
+            if getattr(tuning, name) != v:  # once per batch: plans are cached again within it
+                setattr(tuning, name, v)
+                kernels.plan.cache_clear()
+            step()
+        return run
+
     out = {}
     try:
         for shape in shapes:
             step = step_fn(shape, dtype)
-
-            def with_value(v, step=step):
-                def run():
-                    setattr(tuning, name, v)
-                    kernels.plan.cache_clear()
-                    step()
-                return run
-
-            fns = {v: with_value(v) for v in values}
+            fns = {v: with_value(v, step) for v in values}
             for fn in fns.values():
                 fn()
             out[shape] = compare(fns, rounds, settle=0.05)
@@ -89,30 +90,8 @@ def measure_candidates(name, values, shapes, dtype, rounds):
     return out
 
 
-def sweep_parallel(dtype, rounds):
-    """[(shape, serial seconds, parallel seconds)] over SWEEP."""
-    from numba_affine import kernels, tuning
-    from numba_affine.bench import compare
-
-    current = tuning.PARALLEL_MIN_WORK
-    rows = []
-    try:
-        for shape in SWEEP:
-            step = step_fn(shape, dtype)
-
-            def with_threshold(v, step=step):
-                def run():
-                    tuning.PARALLEL_MIN_WORK = v
-                    kernels.plan.cache_clear()
-                    step()
-                return run
-
-            t = compare({"serial": with_threshold(1 << 62), "parallel": with_threshold(0)}, rounds, settle=0.05)
-            rows.append((shape, t["serial"], t["parallel"]))
-    finally:
-        tuning.PARALLEL_MIN_WORK = current
-        kernels.plan.cache_clear()
-    return rows
+#: PARALLEL_MIN_WORK values that force the serial and the parallel twin
+SERIAL, PARALLEL = 1 << 62, 0
 
 
 def fmt_shape(s):
@@ -120,7 +99,9 @@ def fmt_shape(s):
 
 
 def fmt_value(v):
-    return "off" if v >= 1 << 30 else (f"{v >> 10} KiB" if v >= 1024 and v % 1024 == 0 and v < 1 << 30 else str(v))
+    if v >= 1 << 30:
+        return "off"
+    return f"{v >> 10} KiB" if v >= 1024 and v % 1024 == 0 else str(v)
 
 
 def main(argv=None) -> int:
@@ -146,14 +127,14 @@ def main(argv=None) -> int:
     for dtype in dtypes:
         print(f"\n## {dtype}\n", file=out)
         if "PARALLEL_MIN_WORK" in names:
-            rows = sweep_parallel(dtype, args.rounds)
+            res = measure_candidates("PARALLEL_MIN_WORK", (SERIAL, PARALLEL), SWEEP, dtype, args.rounds)
             print(f"PARALLEL_MIN_WORK = {tuning.PARALLEL_MIN_WORK:,}: forward + backward step, "
                   f"serial twin against parallel ({numba.get_num_threads()} threads)\n", file=out)
             print("| N x D x H | N*D*H | serial µs | parallel µs | parallel / serial |", file=out)
-            # (float32 compares N*D*H / 2 with the threshold)
             print("|---|---|---|---|---|", file=out)
             first_win = None
-            for shape, ts, tp in rows:
+            for shape, t in res.items():
+                ts, tp = t[SERIAL], t[PARALLEL]
                 work = shape[0] * shape[1] * shape[2]
                 if tp < ts and first_win is None:
                     first_win = work

@@ -15,17 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reference import make_inputs
+
 import numba_affine as na
 
 FLOATS = [np.float32, np.float64]
-
-
-def rng_arrays(shape_x, D, H, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape_x).astype(dtype)
-    W = (rng.standard_normal((D, H)) / np.sqrt(D)).astype(dtype)
-    b = rng.standard_normal(H).astype(dtype)
-    return x, W, b
 
 
 def with_threads(n, fn):
@@ -57,8 +51,7 @@ def assert_rows_equal(batch, rows, offset, what):
 def test_forward_and_dx_rows_do_not_depend_on_the_batch(data, D, H, dtype, threads, bias, seed):
     # the reference: every row computed alone (one-row batches: the serial twin, nothing packed)
     total = data.draw(st.integers(1, 3000), label="rows")
-    x, W, b = rng_arrays((total, D), D, H, dtype, seed)
-    dout = np.random.default_rng(seed + 1).standard_normal((total, H)).astype(dtype)
+    x, W, b, dout = make_inputs(total, D, H, dtype, seed)
     b = b if bias else None
     start = data.draw(st.integers(0, total - 1), label="offset")
     stop = data.draw(st.integers(start + 1, total), label="end")
@@ -79,8 +72,7 @@ def test_forward_and_dx_rows_do_not_depend_on_the_batch(data, D, H, dtype, threa
 @pytest.mark.parametrize("D,H", [(50, 10), (784, 100), (512, 10), (517, 259), (300, 520), (64, 1030)])
 def test_probe_batch_sizes(D, H, dtype):
     """Rows 0-7 of x[:n] against x[:8], n from 8 to 4096; and every row against its 1-row batch."""
-    x, W, b = rng_arrays((4096, D), D, H, dtype, 7)
-    dout = np.random.default_rng(8).standard_normal((4096, H)).astype(dtype)
+    x, W, b, dout = make_inputs(4096, D, H, dtype, 7)
     y8, dx8 = na.affine_forward(x[:8], W, b), na.affine_dx(dout[:8], W)
     alone = np.stack([na.affine_forward(x[i], W, b) for i in range(8)])
     assert np.array_equal(y8, alone)
@@ -94,7 +86,7 @@ def test_probe_batch_sizes(D, H, dtype):
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_one_sample_against_a_batch_of_two_torch_issue(dtype):
     """pytorch/pytorch#136338's case: D = H = 1000, x[:1] against x[:2] (and up to 64)."""
-    x, W, b = rng_arrays((64, 1000), 1000, 1000, dtype, 0)
+    x, W, b, _ = make_inputs(64, 1000, 1000, dtype)
     one = na.affine_forward(x[:1], W, b)
     assert np.array_equal(na.affine_forward(x[0], W, b), one[0])
     for n in (2, 3, 8, 17, 64):
@@ -104,7 +96,7 @@ def test_one_sample_against_a_batch_of_two_torch_issue(dtype):
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_layout_out_and_nd_input_do_not_change_rows(dtype):
     D, H, N = 300, 70, 500
-    x, W, b = rng_arrays((N, D), D, H, dtype, 3)
+    x, W, b, dout = make_inputs(N, D, H, dtype, 3)
     ref = np.stack([na.affine_forward(x[i], W, b) for i in range(N)])
     fortran = np.asfortranarray(x)
     strided = np.repeat(x, 2, axis=0)[::2]
@@ -116,7 +108,6 @@ def test_layout_out_and_nd_input_do_not_change_rows(dtype):
     x4 = x.reshape(N, 3, 10, 10)
     assert np.array_equal(na.affine_forward(x4, W, b), ref)
     # the layer's dx, for a 4-D input, row by row
-    dout = np.random.default_rng(4).standard_normal((N, H)).astype(dtype)
     dx_alone = np.stack([na.affine_dx(dout[i], W) for i in range(N)])
     dx, _, _ = na.affine_backward(dout, x4, W)
     assert np.array_equal(dx.reshape(N, D), dx_alone)
@@ -128,7 +119,7 @@ def test_layout_out_and_nd_input_do_not_change_rows(dtype):
 def test_tuning_changes_do_not_change_rows(set_tuning):
     """Another plan (thresholds, tile sizes, packing) gives the same bits."""
     D, H, N = 600, 130, 700
-    x, W, b = rng_arrays((N, D), D, H, np.float32, 5)
+    x, W, b, _ = make_inputs(N, D, H, np.float32, 5)
     ref = na.affine_forward(x, W, b)
     set_tuning(PARALLEL_MIN_WORK=0, PANEL_BYTES=2048, MC_MAX=12, MIN_TASK_ROWS=12, NG_MAX=1, PACK_B_MIN_ROW_BYTES=1, PACK_B_MIN_ROWS=1)
     assert np.array_equal(na.affine_forward(x, W, b), ref)

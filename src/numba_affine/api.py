@@ -26,7 +26,7 @@ import threading
 import numpy as np
 from numba import get_num_threads, set_parallel_chunksize
 
-from . import kernels
+from . import kernels, tuning
 
 __all__ = [
     "affine_forward",
@@ -78,7 +78,7 @@ def _scratch(dt: np.dtype, n: int, role: str) -> np.ndarray:
     if buf is not None and buf.shape[0] >= n:
         return buf
     buf = np.empty(max(n, 1), dt)
-    if n * dt.itemsize <= kernels.tuning.SCRATCH_KEEP_BYTES:
+    if n * dt.itemsize <= tuning.SCRATCH_KEEP_BYTES:
         kept[key] = buf
     return buf
 

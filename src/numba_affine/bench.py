@@ -288,9 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
         rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch, warmup=args.warmup))
     print(format_table(rows))
-    print(environment())
+    where = environment()
+    print(where)
     if args.plot:
-        plot(rows, args.plot, title=environment())
+        plot(rows, args.plot, title=where)
         print(f"plot written to {args.plot}")
     return 0
 
