@@ -5,6 +5,7 @@ Explicit-loop Numba kernels for ``Y = X.W + b`` and its gradients, and the
 """
 
 from .api import affine_backward, affine_db, affine_dw, affine_dx, affine_forward, warmup
+from . import jitted  # noqa: F401  (registers the functions for use inside @njit code)
 from .config import show_config
 from .gradcheck import numerical_gradient
 from .layer import Affine

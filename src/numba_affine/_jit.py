@@ -116,6 +116,11 @@ def _jit(pyfunc: Callable, **options) -> Callable:
     return njit(cache=False, **opts)(pyfunc)
 
 
+#: Options of the ``@overload`` implementations that users' jitted code
+#: calls (:mod:`numba_affine.jitted`): cached like the kernels.
+OVERLOAD_OPTIONS = {"cache": _cache_wanted()}
+
+
 def helper(pyfunc: Callable) -> Callable:
     """Decorate a serial jitted function (compiled lazily, per dtype)."""
     return _jit(pyfunc)

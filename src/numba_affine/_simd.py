@@ -223,53 +223,68 @@ def vadd(typingctx, a, b):
 
 
 @intrinsic
-def vtranspose(typingctx, src, s0, ss, dst, d0, ds):
-    """Copy a square block of ``lanes x lanes`` elements transposed: row ``r``
-    of the source (``src.flat[s0 + r * ss :]``, one vector) becomes column
-    ``r`` of the destination (rows at ``dst.flat[d0 + c * ds :]``).
+def vtranspose(typingctx, src, s0, ss, rows, cols, dst, d0, ds):
+    """Copy a block of ``rows x cols`` elements transposed and zero-padded to
+    ``lanes`` columns: row ``r`` of the source (``src.flat[s0 + r * ss :]``,
+    ``cols`` elements) becomes column ``r`` of the destination, whose first
+    ``cols`` rows (``dst.flat[d0 + c * ds :]``, ``lanes`` elements each) are
+    written, with zeros in columns ``rows`` to ``lanes - 1``.
 
-    Loads ``lanes`` vectors, swaps their off-diagonal blocks in log2(lanes)
-    rounds of ``shufflevector`` (halves, quarters, ...: ``vperm2f128``,
-    ``vshufps`` / ``vunpck`` on AVX2) and stores ``lanes`` vectors: no
-    scalar element moves. ``src`` and ``dst`` have one dtype.
+    Loads ``lanes`` vectors (masked to ``cols`` lanes; rows from ``rows`` on
+    read nothing and are zero), swaps their off-diagonal blocks in
+    log2(lanes) rounds of ``shufflevector`` (halves, quarters, ...) and
+    stores ``cols`` vectors: no scalar element moves, also for the ragged
+    edges of a panel. ``src`` and ``dst`` have one dtype; ``rows`` and
+    ``cols`` are at most ``lanes``.
     """
-    sig = types.void(src, s0, ss, dst, d0, ds)
-    lanes = VectorType(src.dtype).lanes
+    sig = types.void(src, s0, ss, rows, cols, dst, d0, ds)
+    vector_type = VectorType(src.dtype)
+    lanes = vector_type.lanes
 
     def codegen(context, builder, sig, args):
-        src_a, s0_v, ss_v, dst_a, d0_v, ds_v = args
+        src_a, s0_v, ss_v, rows_v, cols_v, dst_a, d0_v, ds_v = args
         intp = context.get_value_type(types.intp)
-        vector = context.get_value_type(VectorType(sig.args[0].dtype))
-        s0_i = context.cast(builder, s0_v, sig.args[1], types.intp)
-        ss_i = context.cast(builder, ss_v, sig.args[2], types.intp)
-        d0_i = context.cast(builder, d0_v, sig.args[4], types.intp)
-        ds_i = context.cast(builder, ds_v, sig.args[5], types.intp)
-        align = sig.args[0].dtype.bitwidth // 8
+        vector = context.get_value_type(vector_type)
+        s0_i, ss_i, rows_i, cols_i, d0_i, ds_i = (
+            context.cast(builder, v, t, types.intp) for v, t in zip(args[1:5] + args[6:], sig.args[1:5] + sig.args[6:])
+        )
+        align = ir.Constant(ir.IntType(32), sig.args[0].dtype.bitwidth // 8)
+        zero = ir.Constant(intp, 0)
 
         def pointer(array_type, array, index):
             ptr = _element_pointer(context, builder, array_type, array, types.intp, index)
             return builder.bitcast(ptr, vector.as_pointer())
 
-        rows = []
+        load = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(vector, [vector.as_pointer(), ir.IntType(32), ir.VectorType(ir.IntType(1), lanes), vector]),
+            f"llvm.masked.load.v{lanes}f{sig.args[0].dtype.bitwidth}.p0",
+        )
+        block = []
         for r in range(lanes):
-            index = builder.add(s0_i, builder.mul(ss_i, ir.Constant(intp, r)))
-            rows.append(builder.load(pointer(sig.args[0], src_a, index), align=align))
+            r_c = ir.Constant(intp, r)
+            index = builder.add(s0_i, builder.mul(ss_i, r_c))
+            n = builder.select(builder.icmp_signed("<", r_c, rows_i), cols_i, zero)
+            mask = _first_lanes(context, builder, lanes, n, types.intp)
+            block.append(builder.call(load, [pointer(sig.args[0], src_a, index), align, mask, ir.Constant(vector, None)]))
         i32 = ir.IntType(32)
         d = lanes // 2
         while d >= 1:
             low = [c if c & d == 0 else lanes + c - d for c in range(lanes)]
             high = [c + d if c & d == 0 else lanes + c for c in range(lanes)]
-            out = list(rows)
+            out = list(block)
             for r in range(lanes):
                 if r & d == 0:
-                    a, b = rows[r], rows[r + d]
+                    a, b = block[r], block[r + d]
                     out[r] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), low))
                     out[r + d] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), high))
-            rows = out
+            block = out
             d //= 2
         for c in range(lanes):
-            index = builder.add(d0_i, builder.mul(ds_i, ir.Constant(intp, c)))
-            builder.store(rows[c], pointer(sig.args[3], dst_a, index), align=align)
+            c_c = ir.Constant(intp, c)
+            with builder.if_then(builder.icmp_signed("<", c_c, cols_i), likely=True):
+                index = builder.add(d0_i, builder.mul(ds_i, c_c))
+                builder.store(block[c], pointer(sig.args[5], dst_a, index), align=sig.args[0].dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -44,3 +44,8 @@ PACK_A_MIN_PANELS = 16
 #: A thread keeps its packing buffer for its next call up to this size:
 #: fresh pages cost a page fault each on first touch, on every call.
 SCRATCH_KEEP_BYTES = 64 << 20
+
+#: Inside users' jitted code, dx packs W.T into this many bytes of stack
+#: (so that a jitted step allocates nothing); larger W.T go to the heap.
+#: Small enough for any thread's stack, large enough for D * H ~ 4000 float64.
+JIT_STACK_SCRATCH_BYTES = 32 << 10

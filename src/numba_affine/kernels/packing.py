@@ -17,7 +17,8 @@ def pack_unit(B, b_rs, b_cs, u, K, P, lanes, Bp):
         Element ``(k, j)`` is ``B[k * b_rs + j * b_cs]``: W (forward), W
         transposed (dx) or dout (dW), read in place.
     b_rs, b_cs : int
-        Strides along k and along j.
+        Strides along k and along j; a transposed B is contiguous along k
+        (``b_rs == 1``).
     u : int
         The unit: a row k (0 <= u < K), or a panel (0 <= u < ceil(P / nr)).
     K, P : int
@@ -34,7 +35,7 @@ def pack_unit(B, b_rs, b_cs, u, K, P, lanes, Bp):
     panel: the masked-off lanes are the zero padding), so the hardware
     prefetcher sees one sequential stream; a transposed B (dx's W.T) is
     read in square blocks of one vector per row of W, transposed in
-    registers (:func:`~numba_affine._simd.vtranspose`).
+    registers (:func:`~numba_affine._simd.vtranspose`, masked at the edges).
     """
     nr = 2 * lanes
     panels = (P + nr - 1) // nr
@@ -48,25 +49,15 @@ def pack_unit(B, b_rs, b_cs, u, K, P, lanes, Bp):
             src += nr
             dst += K * nr
     else:
+        # lanes x lanes blocks of W (contiguous along k) transposed in
+        # registers; the ragged edges are masked, columns past P are zero
         base = u * K * nr
-        j0 = u * nr
-        w = min(nr, P - j0)
-        # whole lanes x lanes blocks transposed in registers (B contiguous
-        # along k), the rest element by element; columns past w are zero
-        k_whole = K // lanes * lanes if b_rs == 1 else 0
         for h in range(2):
-            if w >= (h + 1) * lanes:
-                for k in range(0, k_whole, lanes):
-                    vtranspose(B, (j0 + h * lanes) * b_cs + k, b_cs, Bp, base + k * nr + h * lanes, nr)
-        for j in range(nr):
-            done = k_whole if w >= (j // lanes + 1) * lanes else 0
-            if j < w:
-                src = (j0 + j) * b_cs
-                for k in range(done, K):
-                    Bp[base + k * nr + j] = B[src + k * b_rs]
-            else:
-                for k in range(K):
-                    Bp[base + k * nr + j] = 0
+            j = u * nr + h * lanes
+            rows = min(lanes, max(0, P - j))
+            for k in range(0, K, lanes):
+                vtranspose(B, j * b_cs + k, b_cs, rows, min(lanes, K - k), Bp, base + k * nr + h * lanes, nr)
+
 
 @helper
 def pack_columns_of_a(A, a_ks, t, M, K, lanes, Ap):

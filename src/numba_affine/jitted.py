@@ -1,0 +1,460 @@
+"""The public functions inside users' jitted code (``numba.extending.overload``).
+
+``affine_forward``, ``affine_backward``, ``affine_dx``, ``affine_dw`` and
+``affine_db`` called from an ``@njit`` function compile to direct calls of
+the kernels: no Python dispatch, no plan lookup. Same names, arguments and
+results as from Python, with these rules:
+
+* Checks: a dtype other than float32/float64, mixed dtypes, a 0-d array or
+  a read-only output fail when the function is compiled (``TypingError``
+  naming them); wrong shapes raise ``ValueError`` naming them, as from Python.
+* Threads: every call runs the *serial* twin on the calling thread, so a
+  call inside the user's ``prange`` never nests a parallel region (which
+  the ``workqueue`` layer aborts on). Parallelise the user's outer loop.
+* Memory: with every output given, C-contiguous operands and dx's packed
+  ``W.T`` within ``tuning.JIT_STACK_SCRATCH_BYTES``, a call allocates
+  nothing (the packing scratch is on the stack). Other layouts are copied.
+
+Results are bitwise identical to the Python calls': the same register block
+over the same order of k; only the (result-neutral) blocking differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed
+from numba.core.errors import TypingError
+from numba import objmode
+from numba.extending import intrinsic, overload, register_jitable
+
+from . import api, kernels, tuning
+from ._jit import OVERLOAD_OPTIONS
+
+_FLOAT_TYPES = (types.float32, types.float64)
+_NG = tuning.NG_MAX
+_product = kernels.product.serial
+_column_sums = kernels.column_sums
+
+
+# ---------------------------------------------------------------- compile-time checks
+
+
+def _absent(t) -> bool:
+    return t is None or isinstance(t, (types.NoneType, types.Omitted))
+
+
+def _check_types(fn: str, outs=(), flags=(), **arrays) -> types.Type:
+    """The one float dtype of ``arrays``; a ``TypingError`` naming what is wrong otherwise.
+
+    ``outs`` name the output arguments (they must be writeable), ``flags``
+    are (name, type) of bool arguments.
+    """
+    first = dt = None
+    for name, t in arrays.items():
+        if _absent(t):
+            continue
+        if not isinstance(t, types.Array):
+            raise TypingError(f"{fn}: {name} must be a float32 or float64 array, got {t}")
+        if t.dtype not in _FLOAT_TYPES:
+            raise TypingError(
+                f"{fn}: {name} has dtype {t.dtype}; numba-affine supports float32 and float64 only: "
+                f"convert with {name}.astype(np.float64) or {name}.astype(np.float32)"
+            )
+        if t.ndim == 0:
+            raise TypingError(f"{fn}: {name} is 0-dimensional; pass an array of 1 or more dimensions")
+        if name in outs and not t.mutable:
+            raise TypingError(f"{fn}: {name} is read-only; pass a writeable array")
+        if dt is None:
+            first, dt = name, t.dtype
+        elif t.dtype != dt:
+            raise TypingError(
+                f"{fn}: {first} has dtype {dt} but {name} has dtype {t.dtype}; every operand "
+                f"must have the same dtype: convert one, e.g. {name}.astype({first}.dtype)"
+            )
+    for name, t in flags:
+        if not (_absent(t) or isinstance(t, (bool, types.Boolean))):
+            raise TypingError(f"{fn}: {name} must be a bool, got {t}")
+    return dt
+
+
+def _blocking(dt: types.Type) -> tuple[int, int]:
+    """(lanes, kc_max) of the serial plan for a dtype, fixed at compile time."""
+    itemsize = dt.bitwidth // 8
+    return kernels.lanes_of(itemsize), kernels.plan(1, 1, 1, itemsize, 1, False, False).kc_max
+
+
+# ---------------------------------------------------------------- stack arrays
+
+
+def _stack_array(like, elements):
+    sig = types.Array(like.dtype, 1, "C")(like)
+
+    def codegen(context, builder, sig, args):
+        element = context.get_data_type(like.dtype)
+        itemsize = context.get_abi_sizeof(element)
+        n = elements(itemsize)
+        # in the entry block: one fixed slot per call site, also when inlined into a loop
+        storage = cgutils.alloca_once(builder, ir.ArrayType(element, max(n, 1)))
+        storage.align = 64
+        intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
+        array = context.make_array(sig.return_type)(context, builder)
+        context.populate_array(
+            array,
+            data=builder.bitcast(storage, element.as_pointer()),
+            shape=cgutils.pack_array(builder, [intp(n)]),
+            strides=cgutils.pack_array(builder, [intp(itemsize)]),
+            itemsize=intp(itemsize),
+            meminfo=None,
+        )
+        return array._getvalue()
+
+    return sig, codegen
+
+
+@intrinsic
+def _stack_scratch(typingctx, like):
+    """``JIT_STACK_SCRATCH_BYTES`` of ``like``'s dtype on the calling function's stack."""
+    return _stack_array(like, lambda itemsize: tuning.JIT_STACK_SCRATCH_BYTES // itemsize)
+
+
+@intrinsic
+def _nothing(typingctx, like):
+    """An empty array of ``like``'s dtype that owns no memory (an absent bias or scratch)."""
+    return _stack_array(like, lambda itemsize: 0)
+
+
+@intrinsic
+def _view(typingctx, a, shape):
+    """C-contiguous ``a`` seen with ``shape`` (same elements, no copy).
+
+    ``a.reshape`` runs a normalisation and a C helper on every call (about
+    25 ns, as much as a small kernel); the caller here already knows the
+    shape fits, so the view is only the new array header.
+    """
+    if not (isinstance(a, types.Array) and a.layout == "C" and isinstance(shape, types.UniTuple)):
+        return None
+    ndim = shape.count
+    sig = types.Array(a.dtype, ndim, "C")(a, shape)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        dims = cgutils.unpack_tuple(builder, args[1], ndim)
+        dims = [context.cast(builder, d, sig.args[1].dtype, types.intp) for d in dims]
+        itemsize = source.itemsize
+        strides = [itemsize] * ndim
+        for i in range(ndim - 2, -1, -1):
+            strides[i] = builder.mul(strides[i + 1], dims[i + 1])
+        view = context.make_array(sig.return_type)(context, builder)
+        context.populate_array(
+            view,
+            data=source.data,
+            shape=cgutils.pack_array(builder, dims),
+            strides=cgutils.pack_array(builder, strides),
+            itemsize=itemsize,
+            meminfo=source.meminfo,
+            parent=source.parent,
+        )
+        return impl_ret_borrowed(context, builder, sig.return_type, view._getvalue())
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------- layouts and outputs
+
+
+def _contiguous(a):
+    """``a`` itself when its type is C-contiguous, else a contiguous copy (jitted only)."""
+
+
+@overload(_contiguous, jit_options=OVERLOAD_OPTIONS)
+def _contiguous_ol(a):
+    if a.layout == "C":
+        return lambda a: a
+    return lambda a: np.ascontiguousarray(a)
+
+
+def _target(out, shape, like, accumulate):
+    """What a kernel writes: a new array, ``out`` itself, or a contiguous stand-in for ``out``."""
+
+
+@overload(_target, jit_options=OVERLOAD_OPTIONS)
+def _target_ol(out, shape, like, accumulate):
+    if _absent(out):
+        return lambda out, shape, like, accumulate: np.empty(shape, like.dtype)
+    if out.layout == "C":
+        return lambda out, shape, like, accumulate: out
+
+    def impl(out, shape, like, accumulate):
+        target = np.empty(shape, like.dtype)
+        if accumulate:
+            target[...] = out
+        return target
+
+    return impl
+
+
+def _finish(out, target):
+    """The result: ``target``, with a non-contiguous ``out`` given, copied into it."""
+
+
+@overload(_finish, jit_options=OVERLOAD_OPTIONS)
+def _finish_ol(out, target):
+    if _absent(out):
+        return lambda out, target: target
+    if out.layout == "C":
+        return lambda out, target: out
+
+    def impl(out, target):
+        out[...] = target
+        return out
+
+    return impl
+
+
+@register_jitable
+def _extent(a):
+    """The bytes ``a`` can touch, [lo, hi) (numpy's ``may_share_memory`` bounds)."""
+    lo = hi = a.ctypes.data
+    for n, stride in zip(a.shape, a.strides):
+        if n == 0:
+            return 0, 0
+        if stride > 0:
+            hi += (n - 1) * stride
+        else:
+            lo += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
+@register_jitable
+def _fits(out, shape, a, b, c):
+    """``out`` has ``shape`` and shares no memory with the inputs ``a``, ``b``, ``c``."""
+    if out.shape != shape:
+        return False
+    lo, hi = _extent(out)
+    for other in (_extent(a), _extent(b), _extent(c)):
+        if lo < other[1] and other[0] < hi:
+            return False
+    return True
+
+
+@register_jitable
+def _width(x):
+    """x's feature width: its length if 1-D, else the product of its trailing dimensions."""
+    if x.ndim == 1:
+        return x.shape[0]
+    width = 1
+    for n in x.shape[1:]:
+        width *= n
+    return width
+
+
+@register_jitable
+def _rows(a):
+    """C-contiguous ``a`` as (N, width): 1-D is one row, N-D flattened as in the book."""
+    return _view(a, (1 if a.ndim == 1 else a.shape[0], _width(a)))
+
+
+@register_jitable
+def _dout_fits(dout, N, H, one_sample):
+    """dout is (H,) after a 1-D x, else (N, H); ``N < 0`` accepts any batch."""
+    if dout.ndim != (1 if one_sample else 2) or dout.shape[-1] != H:
+        return False
+    return N < 0 or dout.ndim == 1 or dout.shape[0] == N
+
+
+def _explain(fn, *args, **kwargs):
+    """Raise the error that the Python call raises for arguments jitted code found wrong.
+
+    Jitted code checks shapes with integer comparisons only; the message
+    (shapes printed as tuples) comes from the one implementation of the
+    checks, in :mod:`numba_affine.api`, run here in object mode.
+    """
+    fn(*args, **kwargs)
+    raise ValueError(f"{fn.__name__}: the arguments' shapes do not fit")  # the two checks disagree: a bug
+
+
+# ---------------------------------------------------------------- the products (serial twin)
+
+
+@register_jitable
+def _mc(M):
+    return max(1, (M + 11) // 12) * 12
+
+
+@register_jitable
+def _forward(x2, W, bias, add_bias, y2, lanes, kc_max):
+    """y2 = x2 . W (+ bias); W is read in place."""
+    N, D = x2.shape
+    H = W.shape[-1]
+    none = _nothing(W)
+    _product(_view(x2, (x2.size,)), D, 1, none, _view(W, (W.size,)), H, 1, none,
+             _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, False, lanes, kc_max, _mc(N), _NG)
+
+
+@register_jitable
+def _dx(d2, W, dx2, lanes, kc_max):
+    """dx2 = d2 . W.T; W.T is packed into stack scratch (heap if it does not fit)."""
+    N, H = d2.shape
+    D = W.shape[0]
+    nr = 2 * lanes
+    packed = _stack_scratch(W)
+    need = (D + nr - 1) // nr * nr * H
+    if need > packed.size:
+        packed = np.empty(need, W.dtype)
+    none = _nothing(W)
+    _product(_view(d2, (d2.size,)), H, 1, none, _view(W, (W.size,)), 1, H, packed,
+             _view(dx2, (dx2.size,)), D, N, H, D, none, False, False, lanes, kc_max, _mc(N), _NG)
+
+
+@register_jitable
+def _dw(x2, d2, dW, accumulate, lanes, kc_max):
+    """dW (+)= x2.T . d2, both read in place."""
+    N, D = x2.shape
+    H = d2.shape[1]
+    none = _nothing(dW)
+    _product(_view(x2, (x2.size,)), 1, D, none, _view(d2, (d2.size,)), H, 1, none,
+             _view(dW, (dW.size,)), H, D, N, H, none, False, accumulate, lanes, kc_max, _mc(D), _NG)
+
+
+@register_jitable
+def _db(d2, db, accumulate):
+    N, H = d2.shape
+    _column_sums(_view(d2, (d2.size,)), N, H, db, accumulate)
+
+
+# ---------------------------------------------------------------- public functions
+
+
+@overload(api.affine_forward, jit_options=OVERLOAD_OPTIONS)
+def _affine_forward(x, W, b=None, out=None):
+    dt = _check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out)
+    lanes, kc_max = _blocking(dt)
+
+    def impl(x, W, b=None, out=None):
+        H = W.shape[-1]
+        N = 1 if x.ndim == 1 else x.shape[0]
+        shape = (H,) if x.ndim == 1 else (N, H)
+        ok = W.ndim == 2 and _width(x) == W.shape[0]
+        if b is not None:
+            ok = ok and b.shape == (H,)
+        if out is not None:
+            ok = ok and _fits(out, shape, x, W, W) and (b is None or _fits(out, shape, b, b, b))
+        if not ok:
+            with objmode():
+                _explain(api.affine_forward, x, W, b, out=out)
+        x2 = _rows(_contiguous(x))
+        y = _target(out, shape, W, False)
+        if b is None:
+            _forward(x2, _contiguous(W), _nothing(W), False, _view(y, (N, H)), lanes, kc_max)
+        else:
+            _forward(x2, _contiguous(W), _contiguous(b), True, _view(y, (N, H)), lanes, kc_max)
+        return _finish(out, y)
+
+    return impl
+
+
+@overload(api.affine_dx, jit_options=OVERLOAD_OPTIONS)
+def _affine_dx(dout, W, out=None):
+    dt = _check_types("affine_dx", outs=("out",), dout=dout, W=W, out=out)
+    lanes, kc_max = _blocking(dt)
+
+    def impl(dout, W, out=None):
+        D = W.shape[0]
+        N = 1 if dout.ndim == 1 else dout.shape[0]
+        shape = (D,) if dout.ndim == 1 else (N, D)
+        ok = W.ndim == 2 and dout.ndim <= 2 and _dout_fits(dout, -1, W.shape[-1], dout.ndim == 1)
+        if out is not None:
+            ok = ok and _fits(out, shape, dout, W, W)
+        if not ok:
+            with objmode():
+                _explain(api.affine_dx, dout, W, out=out)
+        dx = _target(out, shape, W, False)
+        _dx(_rows(_contiguous(dout)), _contiguous(W), _view(dx, (N, D)), lanes, kc_max)
+        return _finish(out, dx)
+
+    return impl
+
+
+@overload(api.affine_dw, jit_options=OVERLOAD_OPTIONS)
+def _affine_dw(x, dout, out=None, accumulate=False):
+    dt = _check_types("affine_dw", outs=("out",), flags=(("accumulate", accumulate),), x=x, dout=dout, out=out)
+    lanes, kc_max = _blocking(dt)
+
+    def impl(x, dout, out=None, accumulate=False):
+        N = 1 if x.ndim == 1 else x.shape[0]
+        D = _width(x)
+        H = dout.shape[-1]
+        ok = _dout_fits(dout, N, H, x.ndim == 1)
+        if out is None:
+            ok = ok and not accumulate
+        else:
+            ok = ok and _fits(out, (D, H), x, dout, dout)
+        if not ok:
+            with objmode():
+                _explain(api.affine_dw, x, dout, out=out, accumulate=accumulate)
+        dW = _target(out, (D, H), x, accumulate)
+        _dw(_rows(_contiguous(x)), _rows(_contiguous(dout)), dW, accumulate, lanes, kc_max)
+        return _finish(out, dW)
+
+    return impl
+
+
+@overload(api.affine_db, jit_options=OVERLOAD_OPTIONS)
+def _affine_db(dout, out=None, accumulate=False):
+    _check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out)
+
+    def impl(dout, out=None, accumulate=False):
+        H = dout.shape[-1]
+        ok = dout.ndim <= 2
+        if out is None:
+            ok = ok and not accumulate
+        else:
+            ok = ok and _fits(out, (H,), dout, dout, dout)
+        if not ok:
+            with objmode():
+                _explain(api.affine_db, dout, out=out, accumulate=accumulate)
+        db = _target(out, (H,), dout, accumulate)
+        _db(_rows(_contiguous(dout)), db, accumulate)
+        return _finish(out, db)
+
+    return impl
+
+
+@overload(api.affine_backward, jit_options=OVERLOAD_OPTIONS)
+def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
+    dt = _check_types(
+        "affine_backward", outs=("dx_out", "dW_out", "db_out"), flags=(("accumulate", accumulate),),
+        dout=dout, x=x, W=W, dx_out=dx_out, dW_out=dW_out, db_out=db_out,
+    )
+    lanes, kc_max = _blocking(dt)
+
+    def impl(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
+        D = W.shape[0]
+        H = W.shape[-1]
+        N = 1 if x.ndim == 1 else x.shape[0]
+        ok = W.ndim == 2 and _width(x) == D and _dout_fits(dout, N, H, x.ndim == 1)
+        if dx_out is not None:
+            ok = ok and _fits(dx_out, x.shape, dout, x, W)
+        if dW_out is None:
+            ok = ok and not accumulate
+        else:
+            ok = ok and _fits(dW_out, (D, H), dout, x, W)
+        if db_out is None:
+            ok = ok and not accumulate
+        else:
+            ok = ok and _fits(db_out, (H,), dout, x, W)
+        if not ok:
+            with objmode():
+                _explain(api.affine_backward, dout, x, W, dx_out=dx_out, dW_out=dW_out, db_out=db_out, accumulate=accumulate)
+        d2 = _rows(_contiguous(dout))
+        dx = _target(dx_out, x.shape, W, False)
+        dW = _target(dW_out, (D, H), W, accumulate)
+        db = _target(db_out, (H,), W, accumulate)
+        _dx(d2, _contiguous(W), _view(dx, (N, D)), lanes, kc_max)
+        _dw(_rows(_contiguous(x)), d2, dW, accumulate, lanes, kc_max)
+        _db(d2, db, accumulate)
+        return _finish(dx_out, dx), _finish(dW_out, dW), _finish(db_out, db)
+
+    return impl
