@@ -142,6 +142,8 @@ def test_column_sums(N, H, dtype):
     out = np.full(H, np.nan, dtype)
     kernels.column_sums(d.reshape(-1), N, H, out, False)
     assert_matches(out, d.astype(np.float64).sum(0), dtype, N)
+    if N:  # in the order of the rows, one after the other (numpy's cumsum is sequential)
+        np.testing.assert_array_equal(out, np.cumsum(d, axis=0, dtype=dtype)[-1])
     kernels.column_sums(d.reshape(-1), N, H, out, True)
     assert_matches(out, 2 * d.astype(np.float64).sum(0), dtype, 2 * N)
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._jit import helper
 from .api import affine_backward, affine_forward, warmup
 
 #: The default shapes (N, D, H): the seed's, an MNIST-size hidden layer, a
@@ -179,6 +180,71 @@ def measure(shape: tuple[int, int, int], dtype, rounds: int = 7, with_torch: boo
     for fn in fns.values():  # compile, fault pages in, warm caches
         fn()
     return Row(shape, np.dtype(dtype).name, compare(fns, rounds, settle=settle, warmup=warmup))
+
+
+class SeedAffine:
+    """The seed notebook's numpy ``Affine`` class (forward, backward; W and b updated by the caller)."""
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+        self.x = self.dW = self.db = None
+
+    def forward(self, x):
+        self.x = x
+        return np.dot(x, self.W) + self.b
+
+    def backward(self, dout):
+        dx = np.dot(dout, self.W.T)
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return dx
+
+
+def numpy_sgd_step(layer: SeedAffine, x, dout, lr) -> None:
+    """One training step of the seed's layer in Python: forward, backward, SGD update of W and b."""
+    layer.forward(x)
+    layer.backward(dout)
+    layer.W -= lr * layer.dW
+    layer.b -= lr * layer.db
+
+
+@helper
+def jitted_sgd_steps(x, W, b, dout, lr, steps, y, dx, dW, db):
+    """``steps`` of :func:`numpy_sgd_step` in one jitted function, every output given (no allocation)."""
+    for _ in range(steps):
+        affine_forward(x, W, b, out=y)
+        affine_backward(dout, x, W, dx_out=dx, dW_out=dW, db_out=db)
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                W[i, j] -= lr * dW[i, j]
+        for j in range(b.shape[0]):
+            b[j] -= lr * db[j]
+
+
+#: Steps per call of :func:`jitted_sgd_steps` when timed: the Python call
+#: into it is then a small share of the time per step.
+JIT_STEPS = 100
+
+
+def measure_jitted_step(shape: tuple[int, int, int], dtype, rounds: int = 7, settle: float = SETTLE_SECONDS,
+                        steps: int = JIT_STEPS) -> dict[str, float]:
+    """Seconds per SGD step: the seed's layer in Python against the jitted step (and steps)."""
+    N, D, H = shape
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    lr = np.dtype(dtype).type(1e-4)
+    layer = SeedAffine(W.copy(), b.copy())
+    Wj, bj = W.copy(), b.copy()
+    outs = (np.empty((N, H), dtype), np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype))
+    fns = {
+        "numpy step": lambda: numpy_sgd_step(layer, x, dout, lr),
+        "jitted step": lambda: jitted_sgd_steps(x, Wj, bj, dout, lr, 1, *outs),
+        "jitted loop": lambda: jitted_sgd_steps(x, Wj, bj, dout, lr, steps, *outs),
+    }
+    for fn in fns.values():
+        fn()
+    t = compare(fns, rounds, settle=settle)
+    t["jitted loop"] /= steps
+    return t
 
 
 def format_table(rows: Sequence[Row], targets: dict | None = None) -> str:

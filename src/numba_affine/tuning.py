@@ -47,5 +47,6 @@ SCRATCH_KEEP_BYTES = 64 << 20
 
 #: Inside users' jitted code, dx packs W.T into this many bytes of stack
 #: (so that a jitted step allocates nothing); larger W.T go to the heap.
-#: Small enough for any thread's stack, large enough for D * H ~ 4000 float64.
-JIT_STACK_SCRATCH_BYTES = 32 << 10
+#: Small enough for any thread's stack, large enough for the W.T of a
+#: 100 x 10 float64 output layer (about D * H <= 1800).
+JIT_STACK_SCRATCH_BYTES = 16 << 10
