@@ -163,3 +163,50 @@ class Throughput(_Shaped):
         return self._speedup("backward")
 
     track_speedup_backward.unit = "x numpy"
+
+
+def _jitted_step_tools():
+    """numba_affine.bench's jitted step, or NotImplementedError (asv skips commits before it)."""
+    try:
+        from numba_affine import bench
+    except ImportError as exc:  # pragma: no cover
+        raise NotImplementedError(str(exc)) from exc
+    if not hasattr(bench, "jitted_sgd_steps"):
+        raise NotImplementedError("numba_affine.bench.jitted_sgd_steps does not exist at this commit")
+    return bench
+
+
+class JittedStep:
+    """A training step (forward, backward, SGD update of W and b) at the seed's size, compiled whole:
+    ``JIT_STEPS`` steps in one jitted function against as many steps of the seed's numpy class in Python."""
+
+    params = (DTYPES,)
+    param_names = ["dtype"]
+    timeout = 600
+
+    def setup(self, dtype):
+        self.bench = _jitted_step_tools()
+        x, W, b, dout = inputs("seed 20x50x10", dtype)
+        N, D = x.shape
+        H = W.shape[1]
+        self.steps = self.bench.JIT_STEPS
+        lr = np.dtype(dtype).type(1e-4)
+        outs = (np.empty((N, H), dtype), np.empty((N, D), dtype), np.empty((D, H), dtype), np.empty(H, dtype))
+        layer = self.bench.SeedAffine(W.copy(), b.copy())
+        Wj, bj = W.copy(), b.copy()
+        self.jitted = lambda: self.bench.jitted_sgd_steps(x, Wj, bj, dout, lr, self.steps, *outs)
+        self.numpy_step = lambda: self.bench.numpy_sgd_step(layer, x, dout, lr)
+        self.jitted()
+
+    def time_jitted_steps(self, dtype):
+        self.jitted()
+
+    def time_numpy_seed_layer_steps(self, dtype):
+        for _ in range(self.steps):
+            self.numpy_step()
+
+    def track_speedup_jitted_step(self, dtype):
+        t = self.bench.measure_jitted_step((20, 50, 10), dtype, rounds=5)
+        return t["numpy step"] / t["jitted loop"]
+
+    track_speedup_jitted_step.unit = "x numpy"

@@ -12,7 +12,9 @@ Options: ``--shape 512x300x700`` (repeatable) adds shapes, ``--rounds``,
 ``--dtype``, ``--warmup SECONDS`` (untimed calls before each batch, see
 :func:`compare`), ``--plot FILE.png`` (needs matplotlib) draws the
 speed-ups per shape. When torch is installed, ``torch.nn.functional.linear`` with autograd
-on the CPU is timed too.
+on the CPU is timed too. A last table times a training step at the seed's
+size compiled whole (:func:`jitted_sgd_steps`) against the seed's numpy
+class in Python (``--no-jitted`` skips it).
 """
 
 from __future__ import annotations
@@ -276,6 +278,19 @@ def format_table(rows: Sequence[Row], targets: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def format_jitted(results: Sequence[tuple[str, dict[str, float]]]) -> str:
+    """The jitted training step's rows (:func:`measure_jitted_step` results per dtype)."""
+    N, D, H = SHAPES[0]
+    lines = [f"training step at {N}x{D}x{H} (forward + backward + SGD update of W and b), per step:"]
+    for dtype, t in results:
+        lines.append(
+            f"  {dtype}: numpy layer in Python {t['numpy step'] * 1e6:6.2f} us | jitted, {JIT_STEPS} steps per call "
+            f"{t['jitted loop'] * 1e6:5.2f} us ({t['numpy step'] / t['jitted loop']:.2f}x) | "
+            f"one jitted call per step {t['jitted step'] * 1e6:5.2f} us ({t['numpy step'] / t['jitted step']:.2f}x)"
+        )
+    return "\n".join(lines)
+
+
 def plot(rows: Sequence[Row], path: str, title: str = "") -> None:
     """Bars of the speed-up over numpy (and torch) per shape, forward and backward (needs matplotlib)."""
     import matplotlib
@@ -344,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="untimed calls before each timed batch (0.3: steady state)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     parser.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups per shape (needs matplotlib)")
+    parser.add_argument("--no-jitted", action="store_true",
+                        help="skip the jitted training step row (its first run compiles it, a few seconds)")
     args = parser.parse_args(argv)
     shapes = ([] if args.only else list(SHAPES)) + args.shape
     dtypes = args.dtype or ["float64", "float32"]
@@ -354,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
         rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch, warmup=args.warmup))
     print(format_table(rows))
+    if not args.no_jitted:
+        print(format_jitted([(d, measure_jitted_step(SHAPES[0], d, args.rounds)) for d in dtypes]))
     where = environment()
     print(where)
     if args.plot:

@@ -161,6 +161,23 @@ def _view(typingctx, a, shape):
     return sig, codegen
 
 
+@intrinsic
+def _opaque(typingctx, value):
+    """``value`` with its constant-ness hidden from typing (``Literal[int](1)`` becomes ``int64``).
+
+    A constant argument types as a literal and a jitted callee is compiled
+    once per literal type: the constant arguments of the product kernel go
+    through this, or forward, dx and dw would each compile their own copy
+    of it (about 2 s each, cold).
+    """
+    plain = types.unliteral(value)
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[0], sig.args[0], plain)
+
+    return plain(value), codegen
+
+
 # ---------------------------------------------------------------- layouts and outputs
 
 
@@ -289,8 +306,8 @@ def _forward(x2, W, bias, add_bias, y2, lanes, kc_max):
     N, D = x2.shape
     H = W.shape[-1]
     none = _nothing(W)
-    _product(_view(x2, (x2.size,)), D, 1, none, _view(W, (W.size,)), H, 1, none,
-             _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, False, lanes, kc_max, _mc(N), _NG)
+    _product(_view(x2, (x2.size,)), D, _opaque(1), none, _view(W, (W.size,)), H, _opaque(1), none,
+             _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, _opaque(False), lanes, kc_max, _mc(N), _opaque(_NG))
 
 
 @register_jitable
@@ -304,8 +321,9 @@ def _dx(d2, W, dx2, lanes, kc_max):
     if need > packed.size:
         packed = np.empty(need, W.dtype)
     none = _nothing(W)
-    _product(_view(d2, (d2.size,)), H, 1, none, _view(W, (W.size,)), 1, H, packed,
-             _view(dx2, (dx2.size,)), D, N, H, D, none, False, False, lanes, kc_max, _mc(N), _NG)
+    _product(_view(d2, (d2.size,)), H, _opaque(1), none, _view(W, (W.size,)), _opaque(1), H, packed,
+             _view(dx2, (dx2.size,)), D, N, H, D, none, _opaque(False), _opaque(False), lanes, kc_max, _mc(N),
+             _opaque(_NG))
 
 
 @register_jitable
@@ -314,8 +332,9 @@ def _dw(x2, d2, dW, accumulate, lanes, kc_max):
     N, D = x2.shape
     H = d2.shape[1]
     none = _nothing(dW)
-    _product(_view(x2, (x2.size,)), 1, D, none, _view(d2, (d2.size,)), H, 1, none,
-             _view(dW, (dW.size,)), H, D, N, H, none, False, accumulate, lanes, kc_max, _mc(D), _NG)
+    _product(_view(x2, (x2.size,)), _opaque(1), D, none, _view(d2, (d2.size,)), H, _opaque(1), none,
+             _view(dW, (dW.size,)), H, D, N, H, none, _opaque(False), accumulate, lanes, kc_max, _mc(D),
+             _opaque(_NG))
 
 
 @register_jitable
