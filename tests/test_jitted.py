@@ -367,3 +367,23 @@ def test_a_step_with_outputs_allocates_nothing():
 def test_python_calls_are_unchanged_by_the_overloads():
     # registering the overloads must leave the Python functions themselves in place
     assert na.affine_forward is affine_forward and not isinstance(affine_forward, numba.core.dispatcher.Dispatcher)
+
+
+def test_readme_jitted_example_runs_and_matches_python_steps(tmp_path, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("### Inside your own `@njit` code")[1].split("```python\n")[1].split("```")[0]
+    (tmp_path / "readme_example.py").write_text(code)  # cache=True needs a source file
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    space = runpy.run_path(str(tmp_path / "readme_example.py"))
+    rng = np.random.default_rng(0)
+    x, W, dout = (rng.standard_normal(s) for s in ((20, 50), (50, 10), (20, 10)))
+    b = np.zeros(10)
+    for _ in range(100):
+        _, dW, db = affine_backward(dout, x, W)
+        W -= 1e-3 * dW
+        b -= 1e-3 * db
+    np.testing.assert_array_equal(space["W"], W)
+    np.testing.assert_array_equal(space["b"], b)
