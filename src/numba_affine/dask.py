@@ -34,6 +34,7 @@ import numpy as np
 
 try:
     import dask.array as da
+    from dask import delayed
     from dask.base import tokenize
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("numba_affine.dask needs Dask: pip install 'numba-affine[dask]'") from exc
@@ -109,10 +110,14 @@ def _rows(X: da.Array, W: np.ndarray) -> da.Array:
 
 
 def _constant(a: np.ndarray | None, name: str):
-    """A numpy parameter as a one-block dask array: one key in the graph, whatever the task count."""
+    """A numpy parameter as one key of the graph (``dask.delayed``), whatever the task count.
+
+    Not a one-block dask array: as a blockwise operand its index would be
+    contracted, and Dask then concatenates each X block, a copy per task.
+    """
     if a is None:
         return None
-    return da.from_array(a, chunks=a.shape, name=f"{name}-{tokenize(a)}")
+    return delayed(a, name=f"{name}-{tokenize(a)}", pure=True)
 
 
 # ---------------------------------------------------------------- the tasks
@@ -166,11 +171,9 @@ def affine_forward(X, W, b=None, *, numba_threads: int = 1) -> da.Array:
     _same_dtype(X=X, W=W)
     X2 = _rows(X, W)
     H = W.shape[1]
-    bias = _constant(b, "numba-affine-b")
-    args = [X2, "nd", _constant(W, "numba-affine-W"), "dh"]
-    args += [None, None] if bias is None else [bias, "h"]
-    return da.blockwise(_forward_block, "nh", *args, numba_threads, None, dtype=dt, concatenate=True,
-                        adjust_chunks={"h": (H,)}, name=f"numba-affine-forward-{tokenize(X2, W, b, numba_threads)}")
+    return X2.map_blocks(_forward_block, _constant(W, "numba-affine-W"), _constant(b, "numba-affine-b"),
+                         numba_threads, chunks=(X2.chunks[0], (H,)), dtype=dt,
+                         name=f"numba-affine-forward-{tokenize(X2, W, b, numba_threads)}")
 
 
 def affine_backward(dY, X, W, *, numba_threads: int = 1, split_every: int = SPLIT_EVERY):
@@ -197,9 +200,8 @@ def affine_backward(dY, X, W, *, numba_threads: int = 1, split_every: int = SPLI
     if not isinstance(split_every, int) or split_every < 2:
         raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
     token = tokenize(dY, X2, W, numba_threads, split_every)
-    Wd = _constant(W, "numba-affine-W")
-    dX2 = da.blockwise(_dx_block, "nd", dY, "nh", Wd, "dh", numba_threads, None, dtype=dt, concatenate=True,
-                       adjust_chunks={"d": (D,)}, name=f"numba-affine-dx-{token}")
+    dX2 = dY.map_blocks(_dx_block, _constant(W, "numba-affine-W"), numba_threads, chunks=(dY.chunks[0], (D,)),
+                        dtype=dt, name=f"numba-affine-dx-{token}")
     dX = dX2 if X.ndim == 2 else dX2.reshape(X.shape)
     dW_parts = da.blockwise(_dw_block, "cdh", X2, "cd", dY, "ch", numba_threads, None, dtype=dt,
                             adjust_chunks={"c": 1}, name=f"numba-affine-dw-parts-{token}")
