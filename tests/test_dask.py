@@ -194,8 +194,9 @@ def test_parameters_enter_the_graph_once():
 
     x, W, b, dout = make_inputs(1000, 300, 100, np.float64)  # W: 240 kB
     X, dY = chunked(x, 10), chunked(dout, 10)  # 100 tasks per operation
-    for result in (nd.affine_forward(X, W, b), *nd.affine_backward(dY, X, W)[:1]):
+    for result in (nd.affine_forward(X, W, b), nd.affine_backward(dY, X, W)[0]):
         graph = dict(result.__dask_graph__())
         own = {k: v for k, v in graph.items() if "numba-affine" in str(k)}
         assert len(own) >= 100
-        assert len(cloudpickle.dumps(own)) < 2 * W.nbytes  # W once, not once per task
+        holding_W = [k for k, task in own.items() if len(cloudpickle.dumps(task)) > W.nbytes // 2]
+        assert len(holding_W) <= 1  # distributed ships each task alone: W in one key, not in every task
