@@ -200,3 +200,30 @@ def test_parameters_enter_the_graph_once():
         assert len(own) >= 100
         holding_W = [k for k, task in own.items() if len(cloudpickle.dumps(task)) > W.nbytes // 2]
         assert len(holding_W) <= 1  # distributed ships each task alone: W in one key, not in every task
+
+
+def test_readme_dask_example_runs_and_matches_numpy():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Scale out with Dask")[1].split("```python\n")[1].split("```")[0]
+    space = {}
+    exec(code, space)
+    x = space["X"].compute()
+    assert_matches(space["dW"], np.dot(x.T.astype(np.float64), np.ones((len(x), 10))), np.float32, len(x))
+    np.testing.assert_array_equal(space["db"], np.full(10, len(x), np.float32))
+
+
+def test_dask_scoring_example_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "dask_scoring.py"
+    proc = subprocess.run([sys.executable, str(script), "--rows", "200000", "--chunk-rows", "50000",
+                           "--stream-gib", "0.2", "--memory-limit", "512MiB", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "class counts equal: True" in proc.stdout
+    peaks = [float(ln.split(": ")[1].split()[0]) for ln in proc.stdout.splitlines() if "peak memory of worker" in ln]
+    assert len(peaks) == 2 and all(0 < p < 512 for p in peaks)
