@@ -17,7 +17,6 @@ in Python, once with the seed's numpy layer and once with numba-affine's
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from numba import njit
 import numba_affine as na
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_digits import Adam, SeedAffine, TwoLayerNet, load_data, run_epoch  # noqa: E402
+from train_digits import Adam, SeedAffine, TwoLayerNet, load_data, run_epoch, training_arguments  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the jitted network
@@ -220,13 +219,7 @@ def gradient_difference(x, t, hidden, dtype, seed) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser = training_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per network")
     parser.add_argument("--no-timing", action="store_true", help="skip the epoch-time comparison")
     args = parser.parse_args(argv)

@@ -19,24 +19,7 @@ from collections import OrderedDict
 import numpy as np
 
 from numba_affine import Affine, numerical_gradient
-
-
-class SeedAffine:
-    """The seed notebook's numpy Affine layer (for the timing comparison)."""
-
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-        self.x = self.dW = self.db = None
-
-    def forward(self, x):
-        self.x = x
-        return np.dot(x, self.W) + self.b
-
-    def backward(self, dout):
-        dx = np.dot(dout, self.W.T)
-        self.dW = np.dot(self.x.T, dout)
-        self.db = np.sum(dout, axis=0)
-        return dx
+from numba_affine.bench import SeedAffine  # the seed notebook's numpy layer (the timing comparison)
 
 
 class Relu:
@@ -204,14 +187,20 @@ def plot_history(history, path):
     fig.savefig(path, dpi=110)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def training_arguments(description: str) -> argparse.ArgumentParser:
+    """The options both digits examples share: the network, its training and its data."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = training_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--plot", metavar="FILE.png", help="write loss and accuracy curves")
     parser.add_argument("--no-timing", action="store_true", help="skip the numpy-layer timing comparison")
     args = parser.parse_args(argv)

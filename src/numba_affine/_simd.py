@@ -248,7 +248,8 @@ def vtranspose(typingctx, src, s0, ss, rows, cols, dst, d0, ds):
         s0_i, ss_i, rows_i, cols_i, d0_i, ds_i = (
             context.cast(builder, v, t, types.intp) for v, t in zip(args[1:5] + args[6:], sig.args[1:5] + sig.args[6:])
         )
-        align = ir.Constant(ir.IntType(32), sig.args[0].dtype.bitwidth // 8)
+        align_bytes = sig.args[0].dtype.bitwidth // 8
+        align = ir.Constant(ir.IntType(32), align_bytes)
         zero = ir.Constant(intp, 0)
 
         def pointer(array_type, array, index):
@@ -284,7 +285,7 @@ def vtranspose(typingctx, src, s0, ss, rows, cols, dst, d0, ds):
             c_c = ir.Constant(intp, c)
             with builder.if_then(builder.icmp_signed("<", c_c, cols_i), likely=True):
                 index = builder.add(d0_i, builder.mul(ds_i, c_c))
-                builder.store(block[c], pointer(sig.args[5], dst_a, index), align=sig.args[0].dtype.bitwidth // 8)
+                builder.store(block[c], pointer(sig.args[5], dst_a, index), align=align_bytes)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -85,18 +85,6 @@ def _parameters(W, b=None) -> np.dtype:
     return api.check_parameters(W, b)
 
 
-def _same_dtype(**arrays) -> np.dtype:
-    items = list(arrays.items())
-    first, dt = items[0][0], items[0][1].dtype
-    for name, a in items[1:]:
-        if a.dtype != dt:
-            raise TypeError(
-                f"{first} has dtype {dt} but {name} has dtype {a.dtype}; every operand "
-                f"must have the same dtype: convert one, e.g. {name}.astype({first}.dtype)"
-            )
-    return dt
-
-
 def _rows(X: da.Array, W: np.ndarray) -> da.Array:
     """X as (N, D), checked against W (N-D X is flattened as in the book)."""
     D = math.prod(X.shape[1:])
@@ -168,7 +156,7 @@ def affine_forward(X, W, b=None, *, numba_threads: int = 1) -> da.Array:
     """
     X = _dask_array("X", X)
     dt = _parameters(W, b)
-    _same_dtype(X=X, W=W)
+    api._same_dtype(X=X, W=W)
     X2 = _rows(X, W)
     H = W.shape[1]
     return X2.map_blocks(_forward_block, _constant(W, "numba-affine-W"), _constant(b, "numba-affine-b"),
@@ -187,7 +175,7 @@ def affine_backward(dY, X, W, *, numba_threads: int = 1, split_every: int = SPLI
     X = _dask_array("X", X)
     dY = _dask_array("dY", dY)
     dt = _parameters(W)
-    _same_dtype(dY=dY, X=X, W=W)
+    api._same_dtype(dY=dY, X=X, W=W)
     X2 = _rows(X, W)
     N, D = X2.shape
     H = W.shape[1]

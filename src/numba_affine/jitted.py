@@ -245,8 +245,11 @@ def _extent(a):
 
 
 @register_jitable
-def _fits(out, shape, a, b, c):
-    """``out`` has ``shape`` and shares no memory with the inputs ``a``, ``b``, ``c``."""
+def _out_ok(out, shape, accumulate, a, b, c):
+    """An absent ``out`` without ``accumulate``, or an ``out`` of ``shape`` sharing no
+    memory with the inputs ``a``, ``b``, ``c``."""
+    if out is None:
+        return not accumulate
     if out.shape != shape:
         return False
     lo, hi = _extent(out)
@@ -357,9 +360,8 @@ def _affine_forward(x, W, b=None, out=None):
         shape = (H,) if x.ndim == 1 else (N, H)
         ok = W.ndim == 2 and _width(x) == W.shape[0]
         if b is not None:
-            ok = ok and b.shape == (H,)
-        if out is not None:
-            ok = ok and _fits(out, shape, x, W, W) and (b is None or _fits(out, shape, b, b, b))
+            ok = ok and b.shape == (H,) and _out_ok(out, shape, False, b, b, b)
+        ok = ok and _out_ok(out, shape, False, x, W, W)
         if not ok:
             with objmode():
                 _explain(api.affine_forward, x, W, b, out=out)
@@ -384,8 +386,7 @@ def _affine_dx(dout, W, out=None):
         N = 1 if dout.ndim == 1 else dout.shape[0]
         shape = (D,) if dout.ndim == 1 else (N, D)
         ok = W.ndim == 2 and dout.ndim <= 2 and _dout_fits(dout, -1, W.shape[-1], dout.ndim == 1)
-        if out is not None:
-            ok = ok and _fits(out, shape, dout, W, W)
+        ok = ok and _out_ok(out, shape, False, dout, W, W)
         if not ok:
             with objmode():
                 _explain(api.affine_dx, dout, W, out=out)
@@ -405,11 +406,7 @@ def _affine_dw(x, dout, out=None, accumulate=False):
         N = 1 if x.ndim == 1 else x.shape[0]
         D = _width(x)
         H = dout.shape[-1]
-        ok = _dout_fits(dout, N, H, x.ndim == 1)
-        if out is None:
-            ok = ok and not accumulate
-        else:
-            ok = ok and _fits(out, (D, H), x, dout, dout)
+        ok = _dout_fits(dout, N, H, x.ndim == 1) and _out_ok(out, (D, H), accumulate, x, dout, dout)
         if not ok:
             with objmode():
                 _explain(api.affine_dw, x, dout, out=out, accumulate=accumulate)
@@ -426,11 +423,7 @@ def _affine_db(dout, out=None, accumulate=False):
 
     def impl(dout, out=None, accumulate=False):
         H = dout.shape[-1]
-        ok = dout.ndim <= 2
-        if out is None:
-            ok = ok and not accumulate
-        else:
-            ok = ok and _fits(out, (H,), dout, dout, dout)
+        ok = dout.ndim <= 2 and _out_ok(out, (H,), accumulate, dout, dout, dout)
         if not ok:
             with objmode():
                 _explain(api.affine_db, dout, out=out, accumulate=accumulate)
@@ -454,16 +447,8 @@ def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumula
         H = W.shape[-1]
         N = 1 if x.ndim == 1 else x.shape[0]
         ok = W.ndim == 2 and _width(x) == D and _dout_fits(dout, N, H, x.ndim == 1)
-        if dx_out is not None:
-            ok = ok and _fits(dx_out, x.shape, dout, x, W)
-        if dW_out is None:
-            ok = ok and not accumulate
-        else:
-            ok = ok and _fits(dW_out, (D, H), dout, x, W)
-        if db_out is None:
-            ok = ok and not accumulate
-        else:
-            ok = ok and _fits(db_out, (H,), dout, x, W)
+        ok = ok and _out_ok(dx_out, x.shape, False, dout, x, W)
+        ok = ok and _out_ok(dW_out, (D, H), accumulate, dout, x, W) and _out_ok(db_out, (H,), accumulate, dout, x, W)
         if not ok:
             with objmode():
                 _explain(api.affine_backward, dout, x, W, dx_out=dx_out, dW_out=dW_out, db_out=db_out, accumulate=accumulate)
