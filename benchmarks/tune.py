@@ -31,9 +31,10 @@ import numpy as np
 CANDIDATES = {
     "PANEL_BYTES": ((8 << 10, 16 << 10, 32 << 10, 64 << 10), [(100, 784, 100), (1024, 1024, 1024)],
                     "block of k (panel of B in L1)"),
-    "MC_MAX": ((48, 72, 120, 240), [(2048, 512, 10), (1024, 1024, 1024)], "rows per parallel task, at most"),
+    "MC_MAX": ((48, 72, 120, 240), [(2048, 512, 10), (1024, 1024, 1024)], "rows per block of A, at most"),
     "MIN_TASK_ROWS": ((12, 24, 48, 96), [(100, 784, 100), (300, 784, 100)], "rows per parallel task, at least"),
-    "NG_MAX": ((2, 4, 8, 16), [(1024, 1024, 1024), (256, 1024, 1024)], "panels of B per task, at most"),
+    "B_BLOCK_BYTES": ((256 << 10, 1 << 20, 4 << 20, 16 << 20), [(1024, 1024, 1024), (256, 1024, 1024)],
+                      "a task's packed block of B, at most"),
     "TASKS_PER_THREAD": ((1, 2, 4, 8), [(100, 784, 100), (1024, 1024, 1024)], "tasks per thread (load balance)"),
     "PACK_B_MIN_ROW_BYTES": ((1024, 4096, 1 << 30), [(300, 784, 256), (1024, 1024, 1024)],
                              "pack W when its rows are this far apart"),

@@ -121,6 +121,6 @@ def test_tuning_changes_do_not_change_rows(set_tuning):
     D, H, N = 600, 130, 700
     x, W, b, _ = make_inputs(N, D, H, np.float32, 5)
     ref = na.affine_forward(x, W, b)
-    set_tuning(PARALLEL_MIN_WORK=0, PANEL_BYTES=2048, MC_MAX=12, MIN_TASK_ROWS=12, NG_MAX=1, PACK_B_MIN_ROW_BYTES=1, PACK_B_MIN_ROWS=1)
+    set_tuning(PARALLEL_MIN_WORK=0, PANEL_BYTES=2048, MC_MAX=12, MIN_TASK_ROWS=12, B_BLOCK_BYTES=2048, PACK_B_MIN_ROW_BYTES=1, PACK_B_MIN_ROWS=1)
     assert np.array_equal(na.affine_forward(x, W, b), ref)
     assert np.array_equal(na.affine_forward(x[:1], W, b), ref[:1])

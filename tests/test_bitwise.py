@@ -46,3 +46,41 @@ def test_the_avx2_build_gives_the_same_bits():
     run = subprocess.run([sys.executable, "-c", code], env=env, cwd=here, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "140 of 140 digests match" in run.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(20, 50, 10), (97, 31, 45), (300, 257, 130)], ids=lambda s: "x".join(map(str, s)))
+def test_accumulating_micro_batches_in_order_gives_the_whole_batch_bit_for_bit(shape, dtype):
+    """dW and db are chains over the batch index: micro-batches summed with
+    accumulate=True, in order, continue the same chains. (300x257x130 takes
+    the parallel path.)"""
+    N, D, H = shape
+    x, W, b, dout, *_ = bitwise.problem(N, D, H, dtype)
+    _, dW_all, db_all = na.affine_backward(dout, x, W)
+    rng = np.random.default_rng(N)
+    for _ in range(10):
+        cuts = np.sort(rng.choice(np.arange(1, N), size=rng.integers(1, 5), replace=False))
+        dW = np.zeros((D, H), dtype)
+        db = np.zeros(H, dtype)
+        for lo, hi in zip([0, *cuts], [*cuts, N]):
+            na.affine_backward(dout[lo:hi], x[lo:hi], W, dW_out=dW, db_out=db, accumulate=True)
+        np.testing.assert_array_equal(dW, dW_all, err_msg=f"cuts {cuts}")
+        np.testing.assert_array_equal(db, db_all, err_msg=f"cuts {cuts}")
+    # the functions one at a time accumulate the same way
+    dW = np.zeros((D, H), dtype)
+    db = np.zeros(H, dtype)
+    for lo, hi in ((0, N // 3), (N // 3, N)):
+        na.affine_dw(x[lo:hi], dout[lo:hi], out=dW, accumulate=True)
+        na.affine_db(dout[lo:hi], out=db, accumulate=True)
+    np.testing.assert_array_equal(dW, dW_all)
+    np.testing.assert_array_equal(db, db_all)
+
+
+def test_adding_separate_partial_gradients_is_not_promised_to_be_exact():
+    # what the guarantee does not cover, shown so that the README's caveat stays true
+    x, W, b, dout, *_ = bitwise.problem(300, 257, 130, np.float32)
+    _, whole, _ = na.affine_backward(dout, x, W)
+    _, first, _ = na.affine_backward(dout[:150], x[:150], W)
+    _, second, _ = na.affine_backward(dout[150:], x[150:], W)
+    assert not np.array_equal(first + second, whole)
+    np.testing.assert_allclose(first + second, whole, rtol=0, atol=1e-4)

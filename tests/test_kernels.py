@@ -5,15 +5,17 @@ register blocks (vector FMAs at the width of this build)."""
 
 import itertools
 
+import machine_code
+
 import numba
 import numpy as np
 import pytest
 from reference import DTYPES, assert_matches, make_inputs
 
-from numba_affine import kernels
+from numba_affine import kernels, tuning
 from numba_affine._jit import FASTMATH
 from numba_affine._simd import VECTOR_BYTES
-from numba_affine.kernels.packing import pack_columns_of_a, pack_unit
+from numba_affine.kernels.packing import pack_columns_of_a, pack_panel
 
 #: Around every edge of the tiles: rows 1, 5/6/7 (wide block), 11/12/13
 #: (narrow block), 47/48/49 and 121 (task rows); k 1, 255/256/257 and 513
@@ -50,24 +52,24 @@ def _forms(x, W, dout):
     ]
 
 
-def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, ng, C=None, bias=None, accumulate=False):
+def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, C=None, bias=None, accumulate=False):
     dt = A.dtype
     lanes = kernels.lanes_of(dt.itemsize)
-    nr = 2 * lanes
-    Ap = np.full(-(-M // 12) * 12 * K, np.nan, dt) if pack_a else np.empty(0, dt)
-    Bp = np.full(-(-P // nr) * nr * K, np.nan, dt) if pack_b else np.empty(0, dt)
+    slot = kernels.scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
+    tasks = -(-M // mt) * -(-max(1, -(-P // (2 * lanes))) // ng)
+    S = np.full(slot * tasks, np.nan, dt)  # whatever a kernel reads unwritten is NaN
     C = np.full(M * P, np.nan, dt) if C is None else C
     add_bias = bias is not None
     bias = np.empty(0, dt) if bias is None else bias
-    kernel(A, a_rs, a_ks, Ap, B, b_rs, b_cs, Bp, C, P, M, K, P, bias, add_bias, accumulate, lanes, kc_max, mc, ng)
+    kernel(A, a_rs, a_ks, B, b_rs, b_cs, C, P, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng)
     return C.reshape(M, P)
 
 
 def _plans(M, a_t, b_t):
-    """Every packing allowed for the operands, k blocks long and short, tasks big and small."""
+    """Every packing allowed for the operands, k blocks long and short, tasks and row blocks big and small."""
     for pack_a, pack_b in itertools.product((False, True) if a_t else (False,), (True,) if b_t else (False, True)):
-        for kc_max, mc, ng in ((256, max(12, M), 8), (16, 12, 1), (100, 24, 3)):
-            yield pack_a, pack_b, kc_max, mc, ng
+        for kc_max, mc, mt, ng in ((256, max(12, M), max(12, M), 8), (16, 12, 12, 1), (100, 24, 48, 3), (32, 12, 36, 2)):
+            yield pack_a, pack_b, kc_max, mc, mt, ng
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -78,12 +80,12 @@ def test_product_matches_numpy_under_every_plan_bitwise_alike(shape, dtype):
     for name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, a_t, b_t in _forms(x, W, dout):
         first = None
         for kernel in kernels.product:
-            for pack_a, pack_b, kc_max, mc, ng in _plans(M, a_t, b_t):
-                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, ng)
+            for pack_a, pack_b, kc_max, mc, mt, ng in _plans(M, a_t, b_t):
+                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng)
                 assert_matches(got, want, dtype, K)
                 # a plan decides who computes an element, never how
                 first = got if first is None else first
-                np.testing.assert_array_equal(got, first, err_msg=f"{name} {pack_a, pack_b, kc_max, mc, ng}")
+                np.testing.assert_array_equal(got, first, err_msg=f"{name} {pack_a, pack_b, kc_max, mc, mt, ng}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -92,47 +94,49 @@ def test_product_adds_the_bias_after_the_sum_and_accumulates(dtype):
     x, W, b, dout = make_inputs(N, D, H, dtype, seed=3)
     (_, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, *_), *_ = _forms(x, W, dout)
     for kernel in kernels.product:
-        y = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 1, bias=b)
+        y = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 12, 1, bias=b)
         assert_matches(y, want + b, dtype, K)
-        plain = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 1)
+        plain = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 12, 1)
         np.testing.assert_array_equal(y, (plain + b).astype(dtype))
         start = np.random.default_rng(4).standard_normal(M * P).astype(dtype)
-        acc = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, False, 100, 24, 3, C=start.copy(), accumulate=True)
+        acc = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, False, 100, 24, 48, 3, C=start.copy(), accumulate=True)
         assert_matches(acc, want + start.reshape(M, P), dtype, K + 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("K,P", [(1, 1), (5, 7), (9, 33), (17, 16), (40, 65)])
-def test_pack_unit_lays_out_zero_padded_panels(K, P, dtype):
+def test_pack_panel_lays_out_zero_padded_panels(K, P, dtype):
     lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
     nr = 2 * lanes
     panels = -(-P // nr)
     B = np.random.default_rng(K * P).standard_normal((K, P)).astype(dtype)
     padded = np.zeros((K, panels * nr), dtype)
     padded[:, :P] = B
-    want = padded.reshape(K, panels, nr).transpose(1, 0, 2).reshape(-1)
-    rows = np.full(panels * K * nr, np.nan, dtype)
-    for u in range(K):
-        pack_unit(B.reshape(-1), P, 1, u, K, P, lanes, rows)
-    np.testing.assert_array_equal(rows, want)
-    # the same B stored transposed (W for dx): read by panels
-    Bt = np.ascontiguousarray(B.T).reshape(-1)
-    cols = np.full(panels * K * nr, np.nan, dtype)
-    for u in range(panels):
-        pack_unit(Bt, 1, K, u, K, P, lanes, cols)
-    np.testing.assert_array_equal(cols, want)
+    Bt = np.ascontiguousarray(B.T).reshape(-1)  # the same B stored transposed (W for dx)
+    for k0, kc in ((0, K), (K // 2, K - K // 2)):
+        for q in range(panels):
+            want = padded[k0 : k0 + kc, q * nr : (q + 1) * nr].reshape(-1)
+            for flat, b_rs, b_cs in ((B.reshape(-1), P, 1), (Bt, 1, K)):
+                got = np.full(kc * nr + 3, np.nan, dtype)
+                pack_panel(flat, b_rs, b_cs, q, k0, kc, P, lanes, got, 3)
+                np.testing.assert_array_equal(got[3:], want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M,K", [(1, 1), (5, 3), (12, 4), (13, 7), (30, 2)])
-def test_pack_columns_of_a_lays_out_blocks_of_twelve_rows(M, K, dtype):
+def test_pack_columns_of_a_lays_out_zero_padded_blocks_of_six_rows(M, K, dtype):
     lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
-    x = np.random.default_rng(M + K).standard_normal((K, M)).astype(dtype)  # A = x.T, M x K
-    Ap = np.full(-(-M // 12) * 12 * K, np.nan, dtype)
-    for t in range(-(-M // 12)):
-        pack_columns_of_a(x.reshape(-1), M, t, M, K, lanes, Ap)
-    for i, k in itertools.product(range(M), range(K)):
-        assert Ap[(i // 12 * K + k) * 12 + i % 12] == x[k, i]
+    x = np.random.default_rng(M + K).standard_normal((K + 2, M + 3)).astype(dtype)  # A = x.T, stride M + 3 along k
+    for i0, k0 in ((0, 0), (1, 2)):
+        rows = M + 3 - i0 if i0 else M
+        kc = K
+        blocks = -(-rows // 12) * 2  # of 6 rows, zero up to a multiple of 12
+        Ap = np.full(blocks * 6 * kc, np.nan, dtype)
+        pack_columns_of_a(x.reshape(-1), M + 3, i0, rows, k0, kc, lanes, Ap, 0)
+        padded = np.zeros((blocks * 6, kc), dtype)
+        padded[:rows] = x[k0 : k0 + kc, i0 : i0 + rows].T
+        want = padded.reshape(blocks, 6, kc).transpose(0, 2, 1).reshape(-1)
+        np.testing.assert_array_equal(Ap, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -150,26 +154,50 @@ def test_column_sums(N, H, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["register_block", "register_block_narrow"])
-def test_register_block_is_vector_fma(name, dtype):
-    """A register block compiled afresh (cached code cannot be inspected):
-    twelve vector FMAs per step of k on registers of this build's width
-    (zmm with AVX-512, else ymm), fed by broadcasts of A."""
+def test_register_block_inner_loop_is_fmas_on_registers(name, dtype):
+    """A register block compiled afresh (cached code cannot be inspected): its
+    inner loop over k has twelve vector FMAs per step on registers of this
+    build's width (zmm with AVX-512, else ymm; ``test_vector_width`` runs this
+    again for the AVX2 build), fed by broadcasts of A, and nothing else that
+    costs: no access to the stack (a spilled register) and no masked load
+    or mask computation."""
     block = numba.njit(fastmath=set(FASTMATH), error_model="numpy")(getattr(kernels, name).py_func)
     lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
     rows, kc, p = 12, 8, lanes if name.endswith("narrow") else 2 * lanes
     A = np.ones(rows * kc, dtype)
     Bp = np.ones(kc * p, dtype)
     C = np.zeros(rows * p, dtype)
-    block(A, 0, kc, 12 * kc, 1, rows, Bp, 0, p, kc, C, 0, p, p, lanes, False, np.empty(0, dtype), 0, False)
+    block(A, 0, kc, 6 * kc, 1, rows, 0, False, Bp, 0, p, kc, C, 0, p, p, lanes, False, np.empty(0, dtype), 0, False)
     np.testing.assert_array_equal(C, kc)
-    asm = block.inspect_asm(block.signatures[0])
+    loops = machine_code.fma_loops(block.inspect_asm(block.signatures[0]))
+    assert loops, "no loop with FMAs found"
     suffix = "ps" if dtype == np.float32 else "pd"
     register = "zmm" if VECTOR_BYTES == 64 else "ymm"
-    fmas = [line for line in asm.splitlines() if "vfmadd" in line and suffix in line and register in line]
-    assert len(fmas) >= 12
-    # a broadcast is its own instruction, or folded into the FMA (AVX-512's {1toN})
-    broadcasts = asm.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) + sum("{1to" in f for f in fmas)
-    assert broadcasts >= 6
+    for loop in loops:
+        text = "\n".join(loop)
+        fmas = [line for line in machine_code.fmas(loop) if suffix in line and register in line]
+        assert len(fmas) >= 12 and len(fmas) % 12 == 0, text  # 12 per step (LLVM may unroll)
+        # a broadcast is its own instruction, or folded into the FMA (AVX-512's {1toN})
+        broadcasts = text.count("vbroadcasts" + ("s" if dtype == np.float32 else "d")) + sum("{1to" in f for f in fmas)
+        assert broadcasts * (1 if name.endswith("narrow") else 2) >= len(fmas), text
+        assert machine_code.stack_accesses(loop) == [], text
+        assert machine_code.masked_accesses(loop) == [], text
+
+
+def test_the_machine_code_reader_sees_spills_and_masks():
+    # the checks above can fail: a loop with a spill and a masked load is seen as one
+    asm = """f:
+.LBB0_1:
+\tvmovupd\t(%rsp), %ymm4
+\tvmaskmovpd\t(%rdi), %ymm1, %ymm2
+\tvfmadd231pd\t%ymm0, %ymm2, %ymm4
+\tdecq\t%rcx
+\tjne\t.LBB0_1
+\tretq"""
+    (loop,) = machine_code.fma_loops(asm)
+    assert len(machine_code.stack_accesses(loop)) == 1
+    assert len(machine_code.masked_accesses(loop)) == 1
+    assert len(machine_code.fmas(loop)) == 1
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
@@ -179,7 +207,10 @@ def test_plans_cover_the_output_with_legal_blocks(shape, threads, itemsize):
     M, K, P = shape
     for a_t, b_t in ((False, False), (False, True), (True, False)):
         plan = kernels.plan(M, K, P, itemsize, threads, a_t, b_t)
-        assert plan.mc % kernels.MR_NARROW == 0 and plan.mc >= 1 and plan.ng >= 1 and plan.kc_max >= 16
+        assert plan.mc % kernels.MR_NARROW == 0 and plan.mt % kernels.MR_NARROW == 0
+        assert plan.mc >= 1 and plan.mt >= 1 and plan.ng >= 1 and plan.kc_max >= 16
+        assert plan.mt >= M or plan.parallel  # the serial twin has one range of rows
+        assert plan.ng * plan.kc_max * 2 * kernels.VECTOR_BYTES <= max(tuning.B_BLOCK_BYTES, tuning.PANEL_BYTES)
         assert plan.parallel == (plan.kernel is kernels.product.parallel)
         assert not plan.parallel or threads > 1
         assert plan.pack_b or not b_t  # a transposed B is always packed

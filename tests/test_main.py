@@ -29,7 +29,21 @@ def test_bench_table_for_a_given_shape(capsys):
     assert "7x5x3" in out and "float64" in out
     import numba
 
-    assert f"({numba.threading_layer()} threading layer, {numba.get_num_threads()} threads)" in out
+    assert f"{numba.threading_layer()} threading layer, {numba.get_num_threads()} threads)" in out
+    from numba_affine._simd import VECTOR_BYTES
+
+    assert ("AVX-512 build" if VECTOR_BYTES == 64 else "AVX2 build") in out
+
+
+def test_bench_isa_avx2_runs_the_avx2_build(capfd):
+    from numba_affine._simd import VECTOR_BYTES
+
+    assert bench.main(["--isa", "avx2", "--only", "--shape", "7x5x3", "--rounds", "1", "--dtype", "float32",
+                       "--no-torch", "--no-jitted"]) == 0
+    out = capfd.readouterr().out
+    assert "7x5x3" in out and "AVX2 build" in out
+    if VECTOR_BYTES == 64:  # compiled in a child for an AVX2 CPU
+        assert "AVX2 build for haswell" in out
 
 
 def test_bench_rejects_a_bad_shape():

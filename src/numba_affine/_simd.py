@@ -289,3 +289,23 @@ def vtranspose(typingctx, src, s0, ss, rows, cols, dst, d0, ds):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def opaque_index(typingctx, value):
+    """``value`` unchanged, but unknown to LLVM's loop optimisations (an empty
+    inline-asm statement passes it through a register).
+
+    A register block addresses its rows as offsets from one pointer; with
+    twelve rows LLVM's loop-strength reduction turns those offsets into one
+    chain of twelve dependent additions per step of k, longer than the
+    step's FMAs take. Rows whose base is opaque start a second, parallel chain.
+    """
+    sig = types.intp(value)
+
+    def codegen(context, builder, sig, args):
+        v = context.cast(builder, args[0], sig.args[0], types.intp)
+        fty = ir.FunctionType(v.type, [v.type])
+        return builder.asm(fty, "", "=r,0", [v], side_effect=False)
+
+    return sig, codegen

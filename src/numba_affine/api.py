@@ -64,16 +64,15 @@ if hasattr(os, "register_at_fork"):
 _scratch_local = threading.local()
 
 
-def _scratch(dt: np.dtype, n: int, role: str) -> np.ndarray:
-    """A 1-D buffer of at least ``n`` elements of ``dt``, owned by this thread
-    (one per dtype and role: "a" or "b", the packed operand).
+def _scratch(dt: np.dtype, n: int) -> np.ndarray:
+    """A 1-D buffer of at least ``n`` elements of ``dt``, owned by this thread.
 
-    Only the calling thread sees it and every call overwrites what it uses
-    (operands are packed afresh each time), so nothing leaks from one call
-    into the next.
+    Only the calling thread's call uses it and every call overwrites what it
+    uses (operands are packed afresh each time), so nothing leaks from one
+    call into the next.
     """
     kept = _scratch_local.__dict__
-    key = role + dt.char
+    key = dt.char
     buf = kept.get(key)
     if buf is not None and buf.shape[0] >= n:
         return buf
@@ -94,11 +93,12 @@ def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, acc
     dt = C.dtype
     lanes = _LANES[dt]
     parallel = not _in_forked_child and kernels.wants_threads(M, K, P, dt.itemsize)
-    plan = kernels.plan(M, K, P, dt.itemsize, get_num_threads() if parallel else 1, a_transposed, b_transposed)
-    Ap = _scratch(dt, -(-M // 12) * 12 * K, "a") if plan.pack_a else _EMPTY[dt]
-    Bp = _scratch(dt, -(-P // (2 * lanes)) * 2 * lanes * K, "b") if plan.pack_b else _EMPTY[dt]
+    threads = get_num_threads() if parallel else 1
+    plan = kernels.plan(M, K, P, dt.itemsize, threads, a_transposed, b_transposed)
+    S = _scratch(dt, plan.slot * (plan.tasks if plan.parallel else 1)) if plan.slot else _EMPTY[dt]
     kernel = plan.kernel
-    args = (A, a_rs, a_ks, Ap, B, b_rs, b_cs, Bp, C, c_rs, M, K, P, bias, add_bias, accumulate, lanes, plan.kc_max, plan.mc, plan.ng)
+    args = (A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
+            S, plan.slot, plan.pack_a, plan.pack_b, lanes, plan.kc_max, plan.mc, plan.mt, plan.ng)
     if not plan.parallel:
         kernel(*args)
         return
@@ -569,6 +569,8 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         if dt not in _FLOATS:
             raise TypeError(f"warmup supports float32 and float64, got {dt}")
         one = np.zeros(1, dt)
+        lanes = _LANES[dt]
+        scratch = np.zeros(2 * lanes, dt)
         for kernel in kernels.product:  # the parallel and the serial twin
-            kernel(one, 1, 1, _EMPTY[dt], one, 1, 1, np.zeros(2 * _LANES[dt], dt), one, 1, 1, 1, 1, one, True, False, _LANES[dt], 16, 6, 1)
+            kernel(one, 1, 1, one, 1, 1, one, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False, lanes, 16, 12, 12, 1)
         kernels.column_sums(one, 1, 1, one, False)

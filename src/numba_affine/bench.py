@@ -327,15 +327,54 @@ def plot(rows: Sequence[Row], path: str, title: str = "") -> None:
 
 
 def environment() -> str:
-    """One line naming what the table ran on: versions, threading layer, threads."""
+    """One line naming what the table ran on: versions, build, threading layer, threads."""
     import numba
+
+    from ._simd import VECTOR_BYTES
 
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run in this process
         layer = "not started"
-    return (f"numpy {np.__version__}, numba {numba.__version__} ({layer} threading layer, "
-            f"{numba.get_num_threads()} threads)")
+    build = "AVX-512" if VECTOR_BYTES == 64 else "AVX2"
+    return (f"numpy {np.__version__}, numba {numba.__version__} ({build} build for {numba.config.CPU_NAME or 'this host'}, "
+            f"{layer} threading layer, {numba.get_num_threads()} threads)")
+
+
+def _without_avx512(features: str) -> str:
+    return ",".join(
+        "-" + f[1:] if f[1:].startswith(("avx512", "avx10", "amx", "evex512")) else f for f in features.split(",")
+    )
+
+
+def avx2_environment() -> dict[str, str]:
+    """Environment variables that build the AVX2 kernels on any x86-64 host.
+
+    Numba compiles for an AVX2 + FMA CPU (``NUMBA_CPU_NAME`` /
+    ``NUMBA_CPU_FEATURES``: this host's features with every AVX-512 one
+    off; Numba's cache is keyed by them, so the two builds never mix), and
+    numpy's OpenBLAS uses its Haswell kernels, as it would on such a CPU.
+    """
+    from numba.core.codegen import get_host_cpu_features
+
+    return {
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": _without_avx512(get_host_cpu_features()),
+        "OPENBLAS_CORETYPE": "Haswell",
+    }
+
+
+def _run_avx2_build(argv: Sequence[str]) -> int:
+    """Run this command again, without ``--isa``, in a child that builds the AVX2 kernels."""
+    import os
+    import subprocess
+
+    rest = [a for a in argv if not a.startswith("--isa")]
+    if "--isa" in argv:
+        i = argv.index("--isa")
+        rest = list(argv[:i]) + list(argv[i + 2 :])
+    env = dict(os.environ, **avx2_environment())
+    return subprocess.call([sys.executable, "-m", "numba_affine.bench", *rest], env=env)
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -361,7 +400,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups per shape (needs matplotlib)")
     parser.add_argument("--no-jitted", action="store_true",
                         help="skip the jitted training step row (its first run compiles it, a few seconds)")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native",
+                        help="avx2: time the AVX2 build (on an AVX-512 host: compiled in a child process, "
+                             "numpy on OpenBLAS's Haswell kernels)")
     args = parser.parse_args(argv)
+    if args.isa == "avx2":
+        from ._simd import VECTOR_BYTES
+
+        if VECTOR_BYTES == 64:
+            return _run_avx2_build(list(sys.argv[1:] if argv is None else argv))
     shapes = ([] if args.only else list(SHAPES)) + args.shape
     dtypes = args.dtype or ["float64", "float32"]
     warmup([np.dtype(d) for d in dtypes])

@@ -30,10 +30,11 @@ from numba import objmode
 from numba.extending import intrinsic, overload, register_jitable
 
 from . import api, kernels, tuning
+from .kernels import scratch_slot
 from ._jit import OVERLOAD_OPTIONS
 
 _FLOAT_TYPES = (types.float32, types.float64)
-_NG = tuning.NG_MAX
+_MC = tuning.MC_MAX // 12 * 12
 _product = kernels.product.serial
 _column_sums = kernels.column_sums
 
@@ -299,8 +300,18 @@ def _explain(fn, *args, **kwargs):
 
 
 @register_jitable
-def _mc(M):
-    return max(1, (M + 11) // 12) * 12
+def _product_in_scratch(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, pack_b, lanes, kc_max):
+    """The serial product as one task (all rows, all panels), its packed
+    operands in stack scratch (heap when they do not fit)."""
+    mt = max(1, (M + 11) // 12) * 12
+    mc = min(mt, _MC)
+    ng = max(1, (P + 2 * lanes - 1) // (2 * lanes))
+    slot = scratch_slot(K, P, lanes, kc_max, mc, ng, False, pack_b)
+    S = _stack_scratch(C)
+    if slot > S.size:
+        S = np.empty(slot, C.dtype)
+    _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
+             S, slot, False, pack_b, lanes, kc_max, mc, mt, ng)
 
 
 @register_jitable
@@ -308,25 +319,18 @@ def _forward(x2, W, bias, add_bias, y2, lanes, kc_max):
     """y2 = x2 . W (+ bias); W is read in place."""
     N, D = x2.shape
     H = W.shape[-1]
-    none = _nothing(W)
-    _product(_view(x2, (x2.size,)), D, _opaque(1), none, _view(W, (W.size,)), H, _opaque(1), none,
-             _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, _opaque(False), lanes, kc_max, _mc(N), _opaque(_NG))
+    _product_in_scratch(_view(x2, (x2.size,)), D, _opaque(1), _view(W, (W.size,)), H, _opaque(1),
+                        _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, _opaque(False), _opaque(False), lanes, kc_max)
 
 
 @register_jitable
 def _dx(d2, W, dx2, lanes, kc_max):
-    """dx2 = d2 . W.T; W.T is packed into stack scratch (heap if it does not fit)."""
+    """dx2 = d2 . W.T; W.T is packed."""
     N, H = d2.shape
     D = W.shape[0]
-    nr = 2 * lanes
-    packed = _stack_scratch(W)
-    need = (D + nr - 1) // nr * nr * H
-    if need > packed.size:
-        packed = np.empty(need, W.dtype)
-    none = _nothing(W)
-    _product(_view(d2, (d2.size,)), H, _opaque(1), none, _view(W, (W.size,)), _opaque(1), H, packed,
-             _view(dx2, (dx2.size,)), D, N, H, D, none, _opaque(False), _opaque(False), lanes, kc_max, _mc(N),
-             _opaque(_NG))
+    _product_in_scratch(_view(d2, (d2.size,)), H, _opaque(1), _view(W, (W.size,)), _opaque(1), H,
+                        _view(dx2, (dx2.size,)), D, N, H, D, _nothing(W), _opaque(False), _opaque(False), _opaque(True),
+                        lanes, kc_max)
 
 
 @register_jitable
@@ -334,10 +338,9 @@ def _dw(x2, d2, dW, accumulate, lanes, kc_max):
     """dW (+)= x2.T . d2, both read in place."""
     N, D = x2.shape
     H = d2.shape[1]
-    none = _nothing(dW)
-    _product(_view(x2, (x2.size,)), _opaque(1), D, none, _view(d2, (d2.size,)), H, _opaque(1), none,
-             _view(dW, (dW.size,)), H, D, N, H, none, _opaque(False), accumulate, lanes, kc_max, _mc(D),
-             _opaque(_NG))
+    _product_in_scratch(_view(x2, (x2.size,)), _opaque(1), D, _view(d2, (d2.size,)), H, _opaque(1),
+                        _view(dW, (dW.size,)), H, D, N, H, _nothing(dW), _opaque(False), accumulate, _opaque(False),
+                        lanes, kc_max)
 
 
 @register_jitable

@@ -2,9 +2,10 @@
 
 Data flow of a product ``C = A . B``::
 
-    product (prange over tasks: mc rows x ng panels of C)
-      └─ per block of k: pack_panels (B -> contiguous panels)
-                         register_block (6 rows x 2 vectors, FMAs in registers)
+    product (one prange over tasks: mt rows x ng panels of C)
+      └─ per block of k: pack_panel (the task's panels of B, or the partial last one)
+           └─ per mc rows: pack_columns_of_a (dW's x.T, when reused enough)
+                └─ per panel: register_block (6 rows x 2 vectors, FMAs in registers)
 
 The forward (x . W), dx (dout . W.T) and dW (x.T . dout) are the same
 ``product`` with different strides; db is :func:`column_sums`. Which twin
@@ -20,10 +21,10 @@ from typing import Callable, NamedTuple
 from .. import tuning
 from .._simd import VECTOR_BYTES
 from .column_sums import column_sums
-from .product import product
+from .product import product, scratch_slot
 from .register_block import MR, MR_NARROW, register_block, register_block_narrow
 
-__all__ = ["MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "wants_threads", "register_block", "register_block_narrow"]
+__all__ = ["VECTOR_BYTES", "MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "scratch_slot", "wants_threads", "register_block", "register_block_narrow"]
 
 
 def lanes_of(itemsize: int) -> int:
@@ -38,9 +39,12 @@ class Plan(NamedTuple):
     parallel: bool
     kc_max: int
     mc: int
+    mt: int
     ng: int
     pack_a: bool
     pack_b: bool
+    slot: int
+    tasks: int
 
 
 def wants_threads(M: int, K: int, P: int, itemsize: int) -> bool:
@@ -51,6 +55,10 @@ def wants_threads(M: int, K: int, P: int, itemsize: int) -> bool:
     float32 work counts half.
     """
     return M * K * P * itemsize >= tuning.PARALLEL_MIN_WORK * 8
+
+
+def _up(n: int, to: int) -> int:
+    return max(1, -(-n // to)) * to
 
 
 @lru_cache(maxsize=4096)
@@ -69,22 +77,38 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
     lanes = VECTOR_BYTES // itemsize
     nr = 2 * lanes
     kc_max = max(16, tuning.PANEL_BYTES // (2 * VECTOR_BYTES))
+    panels = max(1, -(-P // nr))
     # B is read in place unless it is transposed, or its rows are far
     # apart and reused by enough rows of A to repay the copy
     pack_b = b_transposed or (P * itemsize >= tuning.PACK_B_MIN_ROW_BYTES and M >= tuning.PACK_B_MIN_ROWS)
     # a transposed A is packed when enough panels of B reuse each copy
-    pack_a = a_transposed and M > 1 and -(-P // nr) >= tuning.PACK_A_MIN_PANELS
+    pack_a = a_transposed and M > 1 and panels >= tuning.PACK_A_MIN_PANELS
+    mc = min(_up(M, 12), tuning.MC_MAX // 12 * 12)
+    ng_max = max(1, tuning.B_BLOCK_BYTES // tuning.PANEL_BYTES)
+    row_tiles = max(1, -(-M // 12))
     if threads < 2:
-        return Plan(product.serial, False, kc_max, max(1, -(-M // MR_NARROW)) * MR_NARROW, tuning.NG_MAX, pack_a, pack_b)
-    panels = max(1, -(-P // nr))
-    want = threads * tuning.TASKS_PER_THREAD
-    # rows first: tasks side by side along a row would share the cache
-    # lines at their panels' edges (C is stored and reloaded per block of k)
-    row_tiles = max(1, -(-M // MR_NARROW))
-    row_blocks = min(row_tiles, max(min(want, -(-M // tuning.MIN_TASK_ROWS)), -(-M // tuning.MC_MAX)))
-    mc = -(-row_tiles // row_blocks) * MR_NARROW
-    row_blocks = -(-M // mc)
-    groups = min(panels, max(1, -(-want // row_blocks)))
-    ng = min(tuning.NG_MAX, -(-panels // groups))
-    groups = -(-panels // ng)
-    return Plan(product.parallel, True, kc_max, mc, ng, pack_a, pack_b)
+        kernel, ranges, groups = product.serial, 1, -(-panels // ng_max)
+    else:
+        kernel = product.parallel
+        want = threads * tuning.TASKS_PER_THREAD
+        # every task packs what it uses: A's rows once per group of panels,
+        # B's panels once per range of rows; cut so that the least is copied
+        a_copy = M * K if pack_a else 0
+        b_copy = K * P if pack_b else 0
+        most_ranges = min(row_tiles, max(1, -(-M // tuning.MIN_TASK_ROWS)))
+        best = None
+        for ranges in range(1, most_ranges + 1):
+            groups = min(panels, max(-(-want // ranges), -(-panels // ng_max)))
+            # ties go to more ranges: tasks side by side along a row would
+            # share the cache lines at their panels' edges
+            cost = (groups * a_copy + ranges * b_copy, -ranges)
+            if groups * ranges >= min(want, panels * most_ranges) and (best is None or cost < best[0]):
+                best = cost, ranges, groups
+        if best is None:
+            best = None, most_ranges, min(panels, max(-(-want // most_ranges), -(-panels // ng_max)))
+        _, ranges, groups = best
+    ng = -(-panels // groups)
+    mt = -(-row_tiles // ranges) * 12
+    slot = scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
+    tasks = -(-M // mt) * -(-panels // ng)
+    return Plan(kernel, kernel is product.parallel, kc_max, mc, mt, ng, pack_a, pack_b, slot, tasks)

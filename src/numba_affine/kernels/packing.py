@@ -1,4 +1,4 @@
-"""Packing: copy B into the contiguous panels the register block reads."""
+"""Packing: copy parts of A and B into the contiguous, zero-padded blocks the register blocks read."""
 
 from __future__ import annotations
 
@@ -7,75 +7,69 @@ from .._simd import vload_part, vstore, vstore_part, vtranspose
 
 
 @helper
-def pack_unit(B, b_rs, b_cs, u, K, P, lanes, Bp):
-    """Copy one unit of B into its panels: row ``u`` of B, or for a
-    transposed B (``b_cs != 1``) panel ``u``.
+def pack_panel(B, b_rs, b_cs, q, k0, kc, P, lanes, S, dst):
+    """Copy rows ``k0 .. k0 + kc`` of panel ``q`` of B (``2 * lanes`` columns) to ``S[dst:]``.
 
     Parameters
     ----------
     B : 1-D array
         Element ``(k, j)`` is ``B[k * b_rs + j * b_cs]``: W (forward), W
-        transposed (dx) or dout (dW), read in place.
+        transposed (dx, ``b_rs == 1``) or dout (dW), read in place.
     b_rs, b_cs : int
-        Strides along k and along j; a transposed B is contiguous along k
-        (``b_rs == 1``).
-    u : int
-        The unit: a row k (0 <= u < K), or a panel (0 <= u < ceil(P / nr)).
-    K, P : int
-        B's shape.
+        Strides along k and along j.
+    q, k0, kc : int
+        The panel, and the rows of it to copy.
+    P : int
+        B's columns; columns past P are written as zeros.
     lanes : int
         Elements per vector; a panel is ``nr = 2 * lanes`` columns.
-    Bp : 1-D array
-        Destination, ``ceil(P / nr) * K * nr`` elements: element (k, j) of
-        panel q at ``Bp[q * K * nr + k * nr + j]``; columns past P are zero.
+    S, dst : 1-D array, int
+        Destination: element (k0 + k, q * nr + j) at ``S[dst + k * nr + j]``.
 
     Notes
     -----
-    A row is read once, whole and in order (two masked vector loads per
-    panel: the masked-off lanes are the zero padding), so the hardware
-    prefetcher sees one sequential stream; a transposed B (dx's W.T) is
+    A row-major B is copied a row at a time (two masked vector loads: the
+    masked-off lanes are the zero padding); a transposed B (dx's W.T) is
     read in square blocks of one vector per row of W, transposed in
     registers (:func:`~numba_affine._simd.vtranspose`, masked at the edges).
     """
     nr = 2 * lanes
-    panels = (P + nr - 1) // nr
+    j = q * nr
     if b_cs == 1:
-        src = u * b_rs
-        dst = u * nr
-        for q in range(panels):
-            w = P - q * nr
-            vstore(Bp, dst, vload_part(B, src, w))
-            vstore(Bp, dst + lanes, vload_part(B, src + lanes, w - lanes))
-            src += nr
-            dst += K * nr
+        w = P - j
+        src = k0 * b_rs + j
+        for k in range(kc):
+            vstore(S, dst, vload_part(B, src, w))
+            vstore(S, dst + lanes, vload_part(B, src + lanes, w - lanes))
+            src += b_rs
+            dst += nr
     else:
-        # lanes x lanes blocks of W (contiguous along k) transposed in
-        # registers; the ragged edges are masked, columns past P are zero
-        base = u * K * nr
         for h in range(2):
-            j = u * nr + h * lanes
-            rows = min(lanes, max(0, P - j))
-            for k in range(0, K, lanes):
-                vtranspose(B, j * b_cs + k, b_cs, rows, min(lanes, K - k), Bp, base + k * nr + h * lanes, nr)
+            jj = j + h * lanes
+            rows = min(lanes, max(0, P - jj))
+            for k in range(0, kc, lanes):
+                vtranspose(B, jj * b_cs + k0 + k, b_cs, rows, min(lanes, kc - k), S, dst + k * nr + h * lanes, nr)
 
 
 @helper
-def pack_columns_of_a(A, a_ks, t, M, K, lanes, Ap):
-    """Copy rows ``12 t .. 12 t + 12`` of a transposed A (contiguous along i,
-    stride ``a_ks`` along k) into ``Ap``: element (12 t + r, k) at
-    ``Ap[(t * K + k) * 12 + r]``.
+def pack_columns_of_a(A, a_ks, i0, m_rows, k0, kc, lanes, S, dst):
+    """Copy rows ``i0 .. i0 + m_rows`` and columns ``k0 .. k0 + kc`` of a
+    transposed A (contiguous along i, stride ``a_ks`` along k) into blocks
+    of 6 rows (the wide register block's): element (i0 + 6 t + r, k0 + k)
+    at ``S[dst + (t * kc + k) * 6 + r]``; rows from ``m_rows`` up to a
+    multiple of 12 (the narrow block's tile) are zero.
 
     dW's A is x.T: its rows are x's columns, so in place each step of k of a
     register block would be a new cache line far from the last. Packed, the
-    block reads one contiguous stream. Each step copies twelve contiguous
-    elements (masked vector loads and stores); rows past M are left
-    unwritten (the register block never reads them).
+    block reads one contiguous stream. Each step copies six contiguous
+    elements (masked vector loads; the masked-off lanes are the padding).
     """
-    m = min(12, M - 12 * t)
-    src = 12 * t
-    dst = t * K * 12
-    for k in range(K):
-        for h in range(0, 12, lanes):  # 12 / lanes vectors: 1 to 3
-            vstore_part(Ap, dst + h, vload_part(A, src + h, m - h), m - h)
-        src += a_ks
-        dst += 12
+    for t in range((m_rows + 11) // 12 * 2):
+        m = min(6, m_rows - 6 * t)
+        src = i0 + 6 * t + k0 * a_ks
+        d = dst + t * kc * 6
+        for k in range(kc):
+            for h in range(0, 6, lanes):  # 6 / lanes vectors: 1 or 2
+                vstore_part(S, d + h, vload_part(A, src + h, m - h), 6 - h)
+            src += a_ks
+            d += 6

@@ -1,163 +1,172 @@
-"""The register block: one ``MR x NR`` tile of ``C = A . B`` in vector registers.
+"""The micro-kernels: one ``MR x NR`` tile of ``C = A . B`` in vector registers.
 
 This is the only place that does arithmetic on a product. Every product of
-the library (the forward, dx and dW) is a sequence of calls to
-:func:`register_block`, so every output element is computed by the same
-instructions: a chain of fused multiply-adds over the summed index ``k`` in
-increasing order, one rounding per step, starting from zero (or from the
-partial sum a previous call stored). That order depends on nothing but the
-summed length, which is what makes results independent of the thread count
-and of the batch a row is computed in.
+the library (the forward, dx and dW) is a sequence of calls to these blocks,
+so every output element is computed by the same instructions: a chain of
+fused multiply-adds over the summed index ``k`` in increasing order, one
+rounding per step, starting from zero (or from the partial sum a previous
+call stored). That order depends on nothing but the summed length, which is
+what makes results independent of the tile shape, the vector width, the
+thread count and the batch a row is computed in.
+
+The inner loop over ``k`` touches registers, one pointer into A (row ``r``
+of the tile at a constant offset ``r * a_rs`` from it) and one into B, and
+nothing else: B's loads are whole vectors (the caller packs a partial panel
+into zero-padded scratch), and masks appear only where C is loaded and
+stored, once per tile. Rows are handled outside the loop too: a tile past
+the last row either reads zero padding (packed A), is shifted back to end
+at the last row (its overlapping rows are recomputed, not stored), or, for
+a batch shorter than the tile, computes one row at a time.
 """
 
 from __future__ import annotations
 
 from .._jit import helper
-from .._simd import vadd, vbroadcast, vfma, vload_part, vstore_part, vzeros
+from .._simd import opaque_index, vadd, vbroadcast, vfma, vload, vload_part, vstore_part, vzeros
+from ..tuning import TILES
 
-#: Rows of the register block. With two vectors per row that is twelve
-#: accumulators: enough independent FMA chains to cover the FMA latency on
-#: two ports, and few enough for the 16 registers of AVX2.
-MR = 6
+#: Rows of the wide block (two vectors of columns): twelve accumulators,
+#: two vectors of B and a broadcast fit AVX2's 16 ymm registers.
+MR = TILES["wide"][0]
+
+#: Rows of the narrow block (one vector of columns, p <= lanes).
+MR_NARROW = TILES["narrow"][0]
+
+# the blocks below are written for these shapes; a new ISA's shape needs its block
+if TILES != {"wide": (6, 2), "narrow": (12, 1)}:
+    raise ImportError(f"no register block is written for the tile shapes {TILES}")
 
 
 @helper
-def register_block(A, a_base, a_rs, a_bs, a_ks, rows, Bp, b0, b_ks, kc, C, c_base, c_rs, p, lanes, load_c, bias, j0, add_bias):
-    """``C[i, j] (+)= sum_k A[i, k] * Bp[k, j]`` for ``rows`` rows of one panel, 6 rows at a time.
+def register_block(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, j0, add_bias):
+    """``C[i, j] (+)= sum_k A[i, k] * B[k, j]`` for ``rows`` rows of one panel, 6 rows at a time.
 
     Parameters
     ----------
     A : 1-D array
-        Row ``i`` of the block starts at
-        ``A[a_base + (i // 12) * a_bs + (i % 12) * a_rs]`` and steps by
-        ``a_ks`` along k: rows of x or dout read in place
-        (``a_bs = 12 * a_rs``), or columns of x packed in blocks of 12 rows.
-    a_base, a_rs, a_bs, a_ks : int
-        Offset of element (0, 0), row stride, stride between blocks of 12
+        Row ``i`` of the call starts at ``A[a0 + (i // 6) * a_bs + (i % 6) * a_rs]``
+        and steps by ``a_ks`` along k: rows of x or dout read in place
+        (``a_bs = 6 * a_rs``), or packed 6-row blocks (``a_rs = 1``).
+    a0, a_rs, a_bs, a_ks : int
+        Offset of element (0, 0), row stride, stride between blocks of 6
         rows, stride along k.
-    rows : int
-        Rows of C to compute. The last tile may be short: its missing rows
-        read its last row again and are not stored.
-    Bp : 1-D array
-        The panel of B: element (k, j) at ``Bp[b0 + k * b_ks + j]``, packed
-        (``b_ks = 2 * lanes``) or B itself read in place; loads are masked
-        to ``p`` columns.
-    b0, b_ks, kc : int
-        Offset of the panel, its stride along k, and the summed length of
-        this call.
-    C : 1-D array
-        Output; element (i, j) at ``C[c_base + i * c_rs + j]``.
-    c_base, c_rs, p : int
-        Offset, row stride, and columns of the tile (1..2 * lanes).
+    rows, row0 : int
+        Rows of C to compute, and the index of the first in the whole
+        product (a short last tile may reach back that far).
+    padded : bool
+        A is packed with zero rows up to a multiple of 12 (a short last
+        tile reads them, and does not store them); else a short last tile
+        is shifted back.
+    B, b0, b_ks : 1-D array, int, int
+        The panel: element (k, j) at ``B[b0 + k * b_ks + j]``, two whole
+        vectors (packed and zero-padded, or B itself read in place).
+    kc : int
+        The summed length of this call.
+    C, c0, c_rs, p : 1-D array, int, int, int
+        Element (i, j) of C at ``C[c0 + i * c_rs + j]``; ``p`` columns
+        (1..2 * lanes) are loaded and stored.
     lanes : int
         Elements per vector.
     load_c : bool
         Start from the tile's values in C (a previous block of k, or
         ``accumulate=True``) instead of zero.
     bias, j0, add_bias : 1-D array, int, bool
-        When ``add_bias``, add ``bias[j0 + j]`` after the sum (forward, last
-        block of k).
+        When ``add_bias``, add ``bias[j0 + j]`` after the sum.
 
     Notes
     -----
-    One call per panel and block of k keeps the call overhead off short
-    sums. Per tile of 6 rows, k outermost; per step two vector loads of the panel, one
-    broadcast of each of the six rows' ``A[i, k]`` and twelve FMAs into
-    accumulators that stay in registers. Stores and loads of C are masked
-    to ``p`` columns.
+    Per step of k: two vector loads of B, one broadcast of each of the six
+    rows' ``A[i, k]``, twelve FMAs into accumulators that stay in registers.
     """
-    for i in range(0, rows, MR):
+    q = p - lanes
+    i = 0
+    while i < rows:
         m = min(MR, rows - i)
-        a0 = a_base + (i // 12) * a_bs + (i % 12) * a_rs
-        c0 = c_base + i * c_rs
-        q = p - lanes
-        r1 = a0 + min(1, m - 1) * a_rs
-        r2 = a0 + min(2, m - 1) * a_rs
-        r3 = a0 + min(3, m - 1) * a_rs
-        r4 = a0 + min(4, m - 1) * a_rs
-        r5 = a0 + min(5, m - 1) * a_rs
+        t, lo, rs = i, 0, a_rs
+        if m < MR and not padded:
+            if row0 + rows >= MR:  # end the tile at the last row
+                t, lo = rows - MR, MR - m
+            else:  # a batch shorter than the tile: one row at a time
+                m, rs = 1, 0
+        ta = a0 + (t // 6) * a_bs + (t % 6) * a_rs
+        tc = c0 + t * c_rs
+        hi = lo + m
+        r1, r2, r3, r4, r5 = rs, 2 * rs, 3 * rs, 4 * rs, 5 * rs
         s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = s50 = s51 = vzeros(C)
         if load_c:
-            s00 = vload_part(C, c0, p)
-            s01 = vload_part(C, c0 + lanes, q)
-            if m > 1:
-                s10 = vload_part(C, c0 + c_rs, p)
-                s11 = vload_part(C, c0 + c_rs + lanes, q)
-            if m > 2:
-                s20 = vload_part(C, c0 + 2 * c_rs, p)
-                s21 = vload_part(C, c0 + 2 * c_rs + lanes, q)
-            if m > 3:
-                s30 = vload_part(C, c0 + 3 * c_rs, p)
-                s31 = vload_part(C, c0 + 3 * c_rs + lanes, q)
-            if m > 4:
-                s40 = vload_part(C, c0 + 4 * c_rs, p)
-                s41 = vload_part(C, c0 + 4 * c_rs + lanes, q)
-            if m > 5:
-                s50 = vload_part(C, c0 + 5 * c_rs, p)
-                s51 = vload_part(C, c0 + 5 * c_rs + lanes, q)
+            if lo <= 0:
+                s00 = vload_part(C, tc, p)
+                s01 = vload_part(C, tc + lanes, q)
+            if lo <= 1 < hi:
+                s10 = vload_part(C, tc + c_rs, p)
+                s11 = vload_part(C, tc + c_rs + lanes, q)
+            if lo <= 2 < hi:
+                s20 = vload_part(C, tc + 2 * c_rs, p)
+                s21 = vload_part(C, tc + 2 * c_rs + lanes, q)
+            if lo <= 3 < hi:
+                s30 = vload_part(C, tc + 3 * c_rs, p)
+                s31 = vload_part(C, tc + 3 * c_rs + lanes, q)
+            if lo <= 4 < hi:
+                s40 = vload_part(C, tc + 4 * c_rs, p)
+                s41 = vload_part(C, tc + 4 * c_rs + lanes, q)
+            if lo <= 5 < hi:
+                s50 = vload_part(C, tc + 5 * c_rs, p)
+                s51 = vload_part(C, tc + 5 * c_rs + lanes, q)
         for k in range(kc):
             bk = b0 + k * b_ks
-            v0 = vload_part(Bp, bk, p)
-            v1 = vload_part(Bp, bk + lanes, q)
-            ak = k * a_ks
-            a = vbroadcast(A, a0 + ak)
+            v0 = vload(B, bk)
+            v1 = vload(B, bk + lanes)
+            ak = ta + k * a_ks
+            a = vbroadcast(A, ak)
             s00 = vfma(a, v0, s00)
             s01 = vfma(a, v1, s01)
-            a = vbroadcast(A, r1 + ak)
+            a = vbroadcast(A, ak + r1)
             s10 = vfma(a, v0, s10)
             s11 = vfma(a, v1, s11)
-            a = vbroadcast(A, r2 + ak)
+            a = vbroadcast(A, ak + r2)
             s20 = vfma(a, v0, s20)
             s21 = vfma(a, v1, s21)
-            a = vbroadcast(A, r3 + ak)
+            a = vbroadcast(A, ak + r3)
             s30 = vfma(a, v0, s30)
             s31 = vfma(a, v1, s31)
-            a = vbroadcast(A, r4 + ak)
+            a = vbroadcast(A, ak + r4)
             s40 = vfma(a, v0, s40)
             s41 = vfma(a, v1, s41)
-            a = vbroadcast(A, r5 + ak)
+            a = vbroadcast(A, ak + r5)
             s50 = vfma(a, v0, s50)
             s51 = vfma(a, v1, s51)
         if add_bias:
             b_lo = vload_part(bias, j0, p)
             b_hi = vload_part(bias, j0 + lanes, q)
-            s00 = vadd(s00, b_lo)
-            s01 = vadd(s01, b_hi)
-            s10 = vadd(s10, b_lo)
-            s11 = vadd(s11, b_hi)
-            s20 = vadd(s20, b_lo)
-            s21 = vadd(s21, b_hi)
-            s30 = vadd(s30, b_lo)
-            s31 = vadd(s31, b_hi)
-            s40 = vadd(s40, b_lo)
-            s41 = vadd(s41, b_hi)
-            s50 = vadd(s50, b_lo)
-            s51 = vadd(s51, b_hi)
-        vstore_part(C, c0, s00, p)
-        vstore_part(C, c0 + lanes, s01, q)
-        if m > 1:
-            vstore_part(C, c0 + c_rs, s10, p)
-            vstore_part(C, c0 + c_rs + lanes, s11, q)
-        if m > 2:
-            vstore_part(C, c0 + 2 * c_rs, s20, p)
-            vstore_part(C, c0 + 2 * c_rs + lanes, s21, q)
-        if m > 3:
-            vstore_part(C, c0 + 3 * c_rs, s30, p)
-            vstore_part(C, c0 + 3 * c_rs + lanes, s31, q)
-        if m > 4:
-            vstore_part(C, c0 + 4 * c_rs, s40, p)
-            vstore_part(C, c0 + 4 * c_rs + lanes, s41, q)
-        if m > 5:
-            vstore_part(C, c0 + 5 * c_rs, s50, p)
-            vstore_part(C, c0 + 5 * c_rs + lanes, s51, q)
-
-
-#: Rows of the narrow register block (one vector wide): twelve accumulators again.
-MR_NARROW = 12
+            s00, s01 = vadd(s00, b_lo), vadd(s01, b_hi)
+            s10, s11 = vadd(s10, b_lo), vadd(s11, b_hi)
+            s20, s21 = vadd(s20, b_lo), vadd(s21, b_hi)
+            s30, s31 = vadd(s30, b_lo), vadd(s31, b_hi)
+            s40, s41 = vadd(s40, b_lo), vadd(s41, b_hi)
+            s50, s51 = vadd(s50, b_lo), vadd(s51, b_hi)
+        if lo <= 0:
+            vstore_part(C, tc, s00, p)
+            vstore_part(C, tc + lanes, s01, q)
+        if lo <= 1 < hi:
+            vstore_part(C, tc + c_rs, s10, p)
+            vstore_part(C, tc + c_rs + lanes, s11, q)
+        if lo <= 2 < hi:
+            vstore_part(C, tc + 2 * c_rs, s20, p)
+            vstore_part(C, tc + 2 * c_rs + lanes, s21, q)
+        if lo <= 3 < hi:
+            vstore_part(C, tc + 3 * c_rs, s30, p)
+            vstore_part(C, tc + 3 * c_rs + lanes, s31, q)
+        if lo <= 4 < hi:
+            vstore_part(C, tc + 4 * c_rs, s40, p)
+            vstore_part(C, tc + 4 * c_rs + lanes, s41, q)
+        if lo <= 5 < hi:
+            vstore_part(C, tc + 5 * c_rs, s50, p)
+            vstore_part(C, tc + 5 * c_rs + lanes, s51, q)
+        i += m
 
 
 @helper
-def register_block_narrow(A, a_base, a_rs, a_bs, a_ks, rows, Bp, b0, b_ks, kc, C, c_base, c_rs, p, lanes, load_c, bias, j0, add_bias):
+def register_block_narrow(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, j0, add_bias):
     """:func:`register_block` for a panel one vector wide (p <= lanes), 12 rows at a time.
 
     For outputs of at most one vector of columns (a classifier's ten
@@ -165,95 +174,91 @@ def register_block_narrow(A, a_base, a_rs, a_bs, a_ks, rows, Bp, b0, b_ks, kc, C
     arguments and the same chain of FMAs per element, so results are
     identical to the wide block's.
     """
-    for i in range(0, rows, MR_NARROW):
+    i = 0
+    while i < rows:
         m = min(MR_NARROW, rows - i)
-        a0 = a_base + (i // 12) * a_bs
-        c0 = c_base + i * c_rs
-        r1 = a0 + min(1, m - 1) * a_rs
-        r2 = a0 + min(2, m - 1) * a_rs
-        r3 = a0 + min(3, m - 1) * a_rs
-        r4 = a0 + min(4, m - 1) * a_rs
-        r5 = a0 + min(5, m - 1) * a_rs
-        r6 = a0 + min(6, m - 1) * a_rs
-        r7 = a0 + min(7, m - 1) * a_rs
-        r8 = a0 + min(8, m - 1) * a_rs
-        r9 = a0 + min(9, m - 1) * a_rs
-        r10 = a0 + min(10, m - 1) * a_rs
-        r11 = a0 + min(11, m - 1) * a_rs
+        t, lo, rs = i, 0, a_rs
+        if m < MR_NARROW and not padded:
+            if row0 + rows >= MR_NARROW:
+                t, lo = rows - MR_NARROW, MR_NARROW - m
+            else:
+                m, rs = 1, 0
+        ta = a0 + (t // 6) * a_bs + (t % 6) * a_rs
+        tc = c0 + t * c_rs
+        hi = lo + m
+        # rows 6 to 11 are the next block of 6 (packed A) or simply further
+        # down, addressed from their own base: two short chains of additions
+        r1, r2, r3, r4, r5 = rs, 2 * rs, 3 * rs, 4 * rs, 5 * rs
+        th = opaque_index(ta + (a_bs if rs else 0))
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = s11 = vzeros(C)
         if load_c:
-            s0 = vload_part(C, c0, p)
-            if m > 1:
-                s1 = vload_part(C, c0 + 1 * c_rs, p)
-            if m > 2:
-                s2 = vload_part(C, c0 + 2 * c_rs, p)
-            if m > 3:
-                s3 = vload_part(C, c0 + 3 * c_rs, p)
-            if m > 4:
-                s4 = vload_part(C, c0 + 4 * c_rs, p)
-            if m > 5:
-                s5 = vload_part(C, c0 + 5 * c_rs, p)
-            if m > 6:
-                s6 = vload_part(C, c0 + 6 * c_rs, p)
-            if m > 7:
-                s7 = vload_part(C, c0 + 7 * c_rs, p)
-            if m > 8:
-                s8 = vload_part(C, c0 + 8 * c_rs, p)
-            if m > 9:
-                s9 = vload_part(C, c0 + 9 * c_rs, p)
-            if m > 10:
-                s10 = vload_part(C, c0 + 10 * c_rs, p)
-            if m > 11:
-                s11 = vload_part(C, c0 + 11 * c_rs, p)
+            if lo <= 0:
+                s0 = vload_part(C, tc, p)
+            if lo <= 1 < hi:
+                s1 = vload_part(C, tc + 1 * c_rs, p)
+            if lo <= 2 < hi:
+                s2 = vload_part(C, tc + 2 * c_rs, p)
+            if lo <= 3 < hi:
+                s3 = vload_part(C, tc + 3 * c_rs, p)
+            if lo <= 4 < hi:
+                s4 = vload_part(C, tc + 4 * c_rs, p)
+            if lo <= 5 < hi:
+                s5 = vload_part(C, tc + 5 * c_rs, p)
+            if lo <= 6 < hi:
+                s6 = vload_part(C, tc + 6 * c_rs, p)
+            if lo <= 7 < hi:
+                s7 = vload_part(C, tc + 7 * c_rs, p)
+            if lo <= 8 < hi:
+                s8 = vload_part(C, tc + 8 * c_rs, p)
+            if lo <= 9 < hi:
+                s9 = vload_part(C, tc + 9 * c_rs, p)
+            if lo <= 10 < hi:
+                s10 = vload_part(C, tc + 10 * c_rs, p)
+            if lo <= 11 < hi:
+                s11 = vload_part(C, tc + 11 * c_rs, p)
         for k in range(kc):
-            v = vload_part(Bp, b0 + k * b_ks, p)
-            ak = k * a_ks
-            s0 = vfma(vbroadcast(A, a0 + ak), v, s0)
-            s1 = vfma(vbroadcast(A, r1 + ak), v, s1)
-            s2 = vfma(vbroadcast(A, r2 + ak), v, s2)
-            s3 = vfma(vbroadcast(A, r3 + ak), v, s3)
-            s4 = vfma(vbroadcast(A, r4 + ak), v, s4)
-            s5 = vfma(vbroadcast(A, r5 + ak), v, s5)
-            s6 = vfma(vbroadcast(A, r6 + ak), v, s6)
-            s7 = vfma(vbroadcast(A, r7 + ak), v, s7)
-            s8 = vfma(vbroadcast(A, r8 + ak), v, s8)
-            s9 = vfma(vbroadcast(A, r9 + ak), v, s9)
-            s10 = vfma(vbroadcast(A, r10 + ak), v, s10)
-            s11 = vfma(vbroadcast(A, r11 + ak), v, s11)
+            v = vload(B, b0 + k * b_ks)
+            ak = ta + k * a_ks
+            s0 = vfma(vbroadcast(A, ak), v, s0)
+            s1 = vfma(vbroadcast(A, ak + r1), v, s1)
+            s2 = vfma(vbroadcast(A, ak + r2), v, s2)
+            s3 = vfma(vbroadcast(A, ak + r3), v, s3)
+            s4 = vfma(vbroadcast(A, ak + r4), v, s4)
+            s5 = vfma(vbroadcast(A, ak + r5), v, s5)
+            ah = th + k * a_ks
+            s6 = vfma(vbroadcast(A, ah), v, s6)
+            s7 = vfma(vbroadcast(A, ah + r1), v, s7)
+            s8 = vfma(vbroadcast(A, ah + r2), v, s8)
+            s9 = vfma(vbroadcast(A, ah + r3), v, s9)
+            s10 = vfma(vbroadcast(A, ah + r4), v, s10)
+            s11 = vfma(vbroadcast(A, ah + r5), v, s11)
         if add_bias:
             bv = vload_part(bias, j0, p)
-            s0 = vadd(s0, bv)
-            s1 = vadd(s1, bv)
-            s2 = vadd(s2, bv)
-            s3 = vadd(s3, bv)
-            s4 = vadd(s4, bv)
-            s5 = vadd(s5, bv)
-            s6 = vadd(s6, bv)
-            s7 = vadd(s7, bv)
-            s8 = vadd(s8, bv)
-            s9 = vadd(s9, bv)
-            s10 = vadd(s10, bv)
-            s11 = vadd(s11, bv)
-        vstore_part(C, c0, s0, p)
-        if m > 1:
-            vstore_part(C, c0 + 1 * c_rs, s1, p)
-        if m > 2:
-            vstore_part(C, c0 + 2 * c_rs, s2, p)
-        if m > 3:
-            vstore_part(C, c0 + 3 * c_rs, s3, p)
-        if m > 4:
-            vstore_part(C, c0 + 4 * c_rs, s4, p)
-        if m > 5:
-            vstore_part(C, c0 + 5 * c_rs, s5, p)
-        if m > 6:
-            vstore_part(C, c0 + 6 * c_rs, s6, p)
-        if m > 7:
-            vstore_part(C, c0 + 7 * c_rs, s7, p)
-        if m > 8:
-            vstore_part(C, c0 + 8 * c_rs, s8, p)
-        if m > 9:
-            vstore_part(C, c0 + 9 * c_rs, s9, p)
-        if m > 10:
-            vstore_part(C, c0 + 10 * c_rs, s10, p)
-        if m > 11:
-            vstore_part(C, c0 + 11 * c_rs, s11, p)
+            s0, s1, s2, s3 = vadd(s0, bv), vadd(s1, bv), vadd(s2, bv), vadd(s3, bv)
+            s4, s5, s6, s7 = vadd(s4, bv), vadd(s5, bv), vadd(s6, bv), vadd(s7, bv)
+            s8, s9, s10, s11 = vadd(s8, bv), vadd(s9, bv), vadd(s10, bv), vadd(s11, bv)
+        if lo <= 0:
+            vstore_part(C, tc, s0, p)
+        if lo <= 1 < hi:
+            vstore_part(C, tc + 1 * c_rs, s1, p)
+        if lo <= 2 < hi:
+            vstore_part(C, tc + 2 * c_rs, s2, p)
+        if lo <= 3 < hi:
+            vstore_part(C, tc + 3 * c_rs, s3, p)
+        if lo <= 4 < hi:
+            vstore_part(C, tc + 4 * c_rs, s4, p)
+        if lo <= 5 < hi:
+            vstore_part(C, tc + 5 * c_rs, s5, p)
+        if lo <= 6 < hi:
+            vstore_part(C, tc + 6 * c_rs, s6, p)
+        if lo <= 7 < hi:
+            vstore_part(C, tc + 7 * c_rs, s7, p)
+        if lo <= 8 < hi:
+            vstore_part(C, tc + 8 * c_rs, s8, p)
+        if lo <= 9 < hi:
+            vstore_part(C, tc + 9 * c_rs, s9, p)
+        if lo <= 10 < hi:
+            vstore_part(C, tc + 10 * c_rs, s10, p)
+        if lo <= 11 < hi:
+            vstore_part(C, tc + 11 * c_rs, s11, p)
+        i += m
