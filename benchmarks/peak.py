@@ -66,6 +66,35 @@ def _fma_loop():
     return fma_loop
 
 
+def inner_loops() -> dict:
+    """Per register block and dtype: FMAs, stack accesses and masked accesses of its inner loop."""
+    import numba
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import machine_code
+
+    from numba_affine import kernels
+    from numba_affine._jit import FASTMATH
+
+    out = {}
+    for name in ("register_block", "register_block_narrow"):
+        for dtype in ("float32", "float64"):
+            dt = np.dtype(dtype)
+            block = numba.njit(fastmath=set(FASTMATH), error_model="numpy")(getattr(kernels, name).py_func)
+            lanes = kernels.lanes_of(dt.itemsize)
+            rows, kc, p = 12, 8, lanes if name.endswith("narrow") else 2 * lanes
+            C = np.zeros(rows * p, dt)
+            block(np.ones(rows * kc, dt), 0, kc, 6 * kc, 1, rows, 0, False, np.ones(kc * p, dt), 0, p, kc, C, 0, p, p,
+                  lanes, False, np.empty(0, dt), 0, False)
+            loops = machine_code.fma_loops(block.inspect_asm(block.signatures[0]))
+            out[f"{name} {dtype}"] = [
+                (len(loop), len(machine_code.fmas(loop)), len(machine_code.stack_accesses(loop)),
+                 len(machine_code.masked_accesses(loop))) for loop in loops
+            ]
+    return out
+
+
 def _best(fn, rounds=5, pause=0.15):
     fn()
     times = []
@@ -106,10 +135,11 @@ def measure_here(threads: int) -> dict:
     return out
 
 
-def run_child(threads: int, extra_env: dict[str, str]) -> dict:
+def run_child(threads: int, extra_env: dict[str, str], what: str = "measure_here({threads})") -> dict:
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     env.update(extra_env)
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peak; print(json.dumps(peak.measure_here({threads})))"
+    call = what.format(threads=threads)
+    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import peak; print(json.dumps(peak.{call}))"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200)
     if run.returncode != 0:
         raise RuntimeError(run.stderr[-3000:])
@@ -144,6 +174,10 @@ def main(argv=None) -> int:
     if args.isa == "avx2" or (args.isa == "both" and VECTOR_BYTES == 64):
         builds.append(("AVX2", avx2_environment()))
     for name, env in builds:
+        loops = run_child(1, dict(env, NUMBA_AFFINE_NO_CACHE="1"), "inner_loops()")
+        print(f"{name} build: inner loops (instructions, FMAs, stack accesses, masked accesses)")
+        for block, found in loops.items():
+            print(f"  {block:32s} {found}")
         results = [run_child(t, env) for t in sorted({1, cores})]
         print(table(name, results), flush=True)
         print()

@@ -52,7 +52,7 @@ def _forms(x, W, dout):
     ]
 
 
-def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, C=None, bias=None, accumulate=False):
+def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, C=None, bias=None, accumulate=False, by_rows=False):
     dt = A.dtype
     lanes = kernels.lanes_of(dt.itemsize)
     slot = kernels.scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
@@ -61,7 +61,7 @@ def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, 
     C = np.full(M * P, np.nan, dt) if C is None else C
     add_bias = bias is not None
     bias = np.empty(0, dt) if bias is None else bias
-    kernel(A, a_rs, a_ks, B, b_rs, b_cs, C, P, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng)
+    kernel(A, a_rs, a_ks, B, b_rs, b_cs, C, P, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng, by_rows)
     return C.reshape(M, P)
 
 
@@ -80,12 +80,12 @@ def test_product_matches_numpy_under_every_plan_bitwise_alike(shape, dtype):
     for name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, a_t, b_t in _forms(x, W, dout):
         first = None
         for kernel in kernels.product:
-            for pack_a, pack_b, kc_max, mc, mt, ng in _plans(M, a_t, b_t):
-                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng)
+            for (pack_a, pack_b, kc_max, mc, mt, ng), by_rows in itertools.product(_plans(M, a_t, b_t), (False, True)):
+                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, by_rows=by_rows)
                 assert_matches(got, want, dtype, K)
                 # a plan decides who computes an element, never how
                 first = got if first is None else first
-                np.testing.assert_array_equal(got, first, err_msg=f"{name} {pack_a, pack_b, kc_max, mc, mt, ng}")
+                np.testing.assert_array_equal(got, first, err_msg=f"{name} {pack_a, pack_b, kc_max, mc, mt, ng, by_rows}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -131,8 +131,9 @@ def test_pack_columns_of_a_lays_out_zero_padded_blocks_of_six_rows(M, K, dtype):
         rows = M + 3 - i0 if i0 else M
         kc = K
         blocks = -(-rows // 12) * 2  # of 6 rows, zero up to a multiple of 12
-        Ap = np.full(blocks * 6 * kc, np.nan, dtype)
-        pack_columns_of_a(x.reshape(-1), M + 3, i0, rows, k0, kc, lanes, Ap, 0)
+        Ap = np.full(blocks * 6 * kc + lanes, np.nan, dtype)
+        pack_columns_of_a(x.reshape(-1), M + 3, M + 3, i0, rows, k0, kc, lanes, Ap, 0)
+        Ap = Ap[: blocks * 6 * kc]  # the room after the last block is scratch
         padded = np.zeros((blocks * 6, kc), dtype)
         padded[:rows] = x[k0 : k0 + kc, i0 : i0 + rows].T
         want = padded.reshape(blocks, 6, kc).transpose(0, 2, 1).reshape(-1)

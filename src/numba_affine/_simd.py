@@ -124,24 +124,45 @@ def _first_lanes(context, builder, lanes, n, n_type):
     return builder.icmp_signed("<", ir.Constant(vec, list(range(lanes))), splat)
 
 
+def _at_least(context, builder, n, n_type, lanes):
+    """``n >= lanes`` (an ``i1``)."""
+    n64 = context.cast(builder, n, n_type, types.int64)
+    return builder.icmp_signed(">=", n64, ir.Constant(n64.type, lanes))
+
+
 @intrinsic
 def vload_part(typingctx, array, index, n):
     """The vector at ``array.flat[index : index + n]``, zeros in the lanes
     from ``n`` on (``llvm.masked.load``: a masked-off lane is never read, so
-    the vector may run past the array's end; ``n <= 0`` reads nothing)."""
+    the vector may run past the array's end; ``n <= 0`` reads nothing).
+    With ``n >= lanes`` it is a plain load: a masked one costs several
+    micro-ops on AVX2 CPUs, and whole vectors are the common case."""
     vector_type = VectorType(array.dtype)
     sig = vector_type(array, index, n)
 
     def codegen(context, builder, sig, args):
         vector = context.get_value_type(vector_type)
-        mask = _first_lanes(context, builder, vector_type.lanes, args[2], sig.args[2])
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(vector, [vector.as_pointer(), ir.IntType(32), mask.type, vector]),
-            f"llvm.masked.load.v{vector_type.lanes}f{array.dtype.bitwidth}.p0",
-        )
-        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
-        return builder.call(fn, [_vector_pointer(context, builder, sig, args), align, mask, ir.Constant(vector, None)])
+        ptr = _vector_pointer(context, builder, sig, args)
+        align_bytes = array.dtype.bitwidth // 8
+        whole = _at_least(context, builder, args[2], sig.args[2], vector_type.lanes)
+        with builder.if_else(whole, likely=True) as (then, otherwise):
+            with then:
+                block_whole = builder.block
+                plain = builder.load(ptr, align=align_bytes)
+            with otherwise:
+                block_part = builder.block
+                mask = _first_lanes(context, builder, vector_type.lanes, args[2], sig.args[2])
+                fn = cgutils.get_or_insert_function(
+                    builder.module,
+                    ir.FunctionType(vector, [vector.as_pointer(), ir.IntType(32), mask.type, vector]),
+                    f"llvm.masked.load.v{vector_type.lanes}f{array.dtype.bitwidth}.p0",
+                )
+                align = ir.Constant(ir.IntType(32), align_bytes)
+                masked = builder.call(fn, [ptr, align, mask, ir.Constant(vector, None)])
+        phi = builder.phi(vector)
+        phi.add_incoming(plain, block_whole)
+        phi.add_incoming(masked, block_part)
+        return phi
 
     return sig, codegen
 
@@ -149,19 +170,26 @@ def vload_part(typingctx, array, index, n):
 @intrinsic
 def vstore_part(typingctx, array, index, value, n):
     """Store the first ``n`` lanes of ``value`` at ``array.flat[index :]``
-    (``llvm.masked.store``: nothing is written from lane ``n`` on)."""
+    (``llvm.masked.store``: nothing is written from lane ``n`` on; a plain
+    store when ``n >= lanes``)."""
     sig = types.void(array, index, value, n)
 
     def codegen(context, builder, sig, args):
         vector = args[2].type
-        mask = _first_lanes(context, builder, vector.count, args[3], sig.args[3])
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), ir.IntType(32), mask.type]),
-            f"llvm.masked.store.v{vector.count}f{array.dtype.bitwidth}.p0",
-        )
-        align = ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8)
-        builder.call(fn, [args[2], _vector_pointer(context, builder, sig, args), align, mask])
+        ptr = _vector_pointer(context, builder, sig, args)
+        align_bytes = array.dtype.bitwidth // 8
+        whole = _at_least(context, builder, args[3], sig.args[3], vector.count)
+        with builder.if_else(whole, likely=True) as (then, otherwise):
+            with then:
+                builder.store(args[2], ptr, align=align_bytes)
+            with otherwise:
+                mask = _first_lanes(context, builder, vector.count, args[3], sig.args[3])
+                fn = cgutils.get_or_insert_function(
+                    builder.module,
+                    ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), ir.IntType(32), mask.type]),
+                    f"llvm.masked.store.v{vector.count}f{array.dtype.bitwidth}.p0",
+                )
+                builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), align_bytes), mask])
         return context.get_dummy_value()
 
     return sig, codegen

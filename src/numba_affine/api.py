@@ -98,7 +98,7 @@ def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, acc
     S = _scratch(dt, plan.slot * (plan.tasks if plan.parallel else 1)) if plan.slot else _EMPTY[dt]
     kernel = plan.kernel
     args = (A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
-            S, plan.slot, plan.pack_a, plan.pack_b, lanes, plan.kc_max, plan.mc, plan.mt, plan.ng)
+            S, plan.slot, plan.pack_a, plan.pack_b, lanes, plan.kc_max, plan.mc, plan.mt, plan.ng, plan.by_rows)
     if not plan.parallel:
         kernel(*args)
         return
@@ -572,5 +572,5 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         lanes = _LANES[dt]
         scratch = np.zeros(2 * lanes, dt)
         for kernel in kernels.product:  # the parallel and the serial twin
-            kernel(one, 1, 1, one, 1, 1, one, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False, lanes, 16, 12, 12, 1)
+            kernel(one, 1, 1, one, 1, 1, one, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False, lanes, 16, 12, 12, 1, True)
         kernels.column_sums(one, 1, 1, one, False)

@@ -30,11 +30,12 @@ from numba import objmode
 from numba.extending import intrinsic, overload, register_jitable
 
 from . import api, kernels, tuning
-from .kernels import scratch_slot
+from .kernels import rows_first, scratch_slot
 from ._jit import OVERLOAD_OPTIONS
 
 _FLOAT_TYPES = (types.float32, types.float64)
 _MC = tuning.MC_MAX // 12 * 12
+_ROWS_FIRST = tuning.ROWS_FIRST_MAX_BYTES
 _product = kernels.product.serial
 _column_sums = kernels.column_sums
 
@@ -310,8 +311,9 @@ def _product_in_scratch(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, ad
     S = _stack_scratch(C)
     if slot > S.size:
         S = np.empty(slot, C.dtype)
+    by_rows = rows_first(K, ng, 2 * lanes, C.itemsize, kc_max, _ROWS_FIRST)
     _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
-             S, slot, False, pack_b, lanes, kc_max, mc, mt, ng)
+             S, slot, False, pack_b, lanes, kc_max, mc, mt, ng, by_rows)
 
 
 @register_jitable

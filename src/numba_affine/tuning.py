@@ -37,6 +37,12 @@ MIN_TASK_ROWS = 48
 #: packs A's rows again, so the groups are as wide as this allows.
 B_BLOCK_BYTES = 4 << 20
 
+#: A task whose block of B (its panels, one block of k long) is at most
+#: this many bytes walks 12 rows across all its panels at a time, writing C
+#: along its rows; a larger block runs each panel down the rows, so that
+#: the panel stays in L1.
+ROWS_FIRST_MAX_BYTES = 128 << 10
+
 #: A parallel call is cut into at least this many tasks per thread, so that
 #: a thread slowed by another process leaves its share to the others.
 TASKS_PER_THREAD = 4

@@ -16,6 +16,8 @@ that chooses.
 from __future__ import annotations
 
 from functools import lru_cache
+
+from numba.extending import register_jitable
 from typing import Callable, NamedTuple
 
 from .. import tuning
@@ -24,7 +26,7 @@ from .column_sums import column_sums
 from .product import product, scratch_slot
 from .register_block import MR, MR_NARROW, register_block, register_block_narrow
 
-__all__ = ["VECTOR_BYTES", "MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "scratch_slot", "wants_threads", "register_block", "register_block_narrow"]
+__all__ = ["VECTOR_BYTES", "MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "rows_first", "scratch_slot", "wants_threads", "register_block", "register_block_narrow"]
 
 
 def lanes_of(itemsize: int) -> int:
@@ -45,6 +47,7 @@ class Plan(NamedTuple):
     pack_b: bool
     slot: int
     tasks: int
+    by_rows: bool
 
 
 def wants_threads(M: int, K: int, P: int, itemsize: int) -> bool:
@@ -92,7 +95,10 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
         kernel = product.parallel
         want = threads * tuning.TASKS_PER_THREAD
         # every task packs what it uses: A's rows once per group of panels,
-        # B's panels once per range of rows; cut so that the least is copied
+        # B's panels once per range of rows; cut so that the least is
+        # copied (in units of 1/1024 of the multiply-adds: an element copied
+        # costs about as much as a thousand of them in vector FMAs)
+        unit = M * K * P // 1024 + 1
         a_copy = M * K if pack_a else 0
         b_copy = K * P if pack_b else 0
         most_ranges = min(row_tiles, max(1, -(-M // tuning.MIN_TASK_ROWS)))
@@ -101,7 +107,7 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
             groups = min(panels, max(-(-want // ranges), -(-panels // ng_max)))
             # ties go to more ranges: tasks side by side along a row would
             # share the cache lines at their panels' edges
-            cost = (groups * a_copy + ranges * b_copy, -ranges)
+            cost = ((groups * a_copy + ranges * b_copy) // unit, -ranges)
             if groups * ranges >= min(want, panels * most_ranges) and (best is None or cost < best[0]):
                 best = cost, ranges, groups
         if best is None:
@@ -111,4 +117,15 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
     mt = -(-row_tiles // ranges) * 12
     slot = scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
     tasks = -(-M // mt) * -(-panels // ng)
-    return Plan(kernel, kernel is product.parallel, kc_max, mc, mt, ng, pack_a, pack_b, slot, tasks)
+    by_rows = rows_first(K, ng, nr, itemsize, kc_max, tuning.ROWS_FIRST_MAX_BYTES)
+    return Plan(kernel, kernel is product.parallel, kc_max, mc, mt, ng, pack_a, pack_b, slot, tasks, by_rows)
+
+
+@register_jitable
+def rows_first(K, ng, nr, itemsize, kc_max, most_bytes):
+    """Whether a task walks 12 rows across all its panels at a time: when its
+    block of B (``min(K, kc_max) x ng`` panels) fits ``most_bytes``
+    (``tuning.ROWS_FIRST_MAX_BYTES``).
+    Rows of C are then written left to right, not down their columns, which
+    with C's rows 4 KiB apart (a power of two) conflict in the caches."""
+    return min(K, kc_max) * ng * nr * itemsize <= most_bytes

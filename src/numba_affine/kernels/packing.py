@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._jit import helper
-from .._simd import vload_part, vstore, vstore_part, vtranspose
+from .._simd import vload_part, vstore, vtranspose
 
 
 @helper
@@ -52,24 +52,28 @@ def pack_panel(B, b_rs, b_cs, q, k0, kc, P, lanes, S, dst):
 
 
 @helper
-def pack_columns_of_a(A, a_ks, i0, m_rows, k0, kc, lanes, S, dst):
+def pack_columns_of_a(A, a_ks, M, i0, m_rows, k0, kc, lanes, S, dst):
     """Copy rows ``i0 .. i0 + m_rows`` and columns ``k0 .. k0 + kc`` of a
-    transposed A (contiguous along i, stride ``a_ks`` along k) into blocks
-    of 6 rows (the wide register block's): element (i0 + 6 t + r, k0 + k)
+    transposed A (M x K, contiguous along i, stride ``a_ks`` along k) into
+    blocks of 6 rows (the wide register block's): element (i0 + 6 t + r, k0 + k)
     at ``S[dst + (t * kc + k) * 6 + r]``; rows from ``m_rows`` up to a
     multiple of 12 (the narrow block's tile) are zero.
 
     dW's A is x.T: its rows are x's columns, so in place each step of k of a
     register block would be a new cache line far from the last. Packed, the
     block reads one contiguous stream. Each step copies six contiguous
-    elements (masked vector loads; the masked-off lanes are the padding).
+    elements as whole vectors: loads are plain unless they would pass A's
+    row (masked there, and for the last rows), and stores may write up to
+    ``lanes`` elements past the six, which the next step overwrites (the
+    caller leaves ``lanes`` elements of room after the last block).
     """
     for t in range((m_rows + 11) // 12 * 2):
         m = min(6, m_rows - 6 * t)
+        left = M - (i0 + 6 * t) if m == 6 else m
         src = i0 + 6 * t + k0 * a_ks
         d = dst + t * kc * 6
         for k in range(kc):
             for h in range(0, 6, lanes):  # 6 / lanes vectors: 1 or 2
-                vstore_part(S, d + h, vload_part(A, src + h, m - h), 6 - h)
+                vstore(S, d + h, vload_part(A, src + h, left - h))
             src += a_ks
             d += 6

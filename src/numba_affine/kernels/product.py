@@ -20,14 +20,14 @@ def scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b):
     nr = 2 * lanes
     kc = min(kc_max, K)
     b_room = (ng if pack_b else 1) * kc * nr
-    a_room = (mc + 11) // 12 * 12 * kc if pack_a else 0
+    a_room = (mc + 11) // 12 * 12 * kc + lanes if pack_a else 0
     if pack_b or pack_a or P % nr != 0:
         return b_room + a_room
     return 0
 
 
 @twin_kernels
-def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng):
+def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng, by_rows):
     """``C = A . B (+ bias)``, or ``C += A . B`` with ``accumulate``.
 
     ``A`` is M x K, ``B`` K x P, ``C`` M x P, all 1-D arrays addressed by
@@ -62,6 +62,11 @@ def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accu
     kc_max, mc, mt, ng : int
         Blocking: k in blocks of ``kc_max``; a task computes ``mt`` rows
         (a multiple of 12) by ``ng`` panels, ``mc`` rows at a time.
+    by_rows : bool
+        Run 12 rows across all the task's panels before the next 12 rows
+        (when the task's block of B is small enough to stay in L1): C is
+        then written along its rows. Else each panel runs down all ``mc``
+        rows (the panel stays in L1 while A's block streams from L2).
 
     Notes
     -----
@@ -101,21 +106,26 @@ def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accu
             for s0 in range(i0, i1, mc):
                 rows = min(i1, s0 + mc) - s0
                 if pack_a:
-                    pack_columns_of_a(A, a_ks, s0, rows, k0, kc, lanes, S, base + b_room)
+                    pack_columns_of_a(A, a_ks, M, s0, rows, k0, kc, lanes, S, base + b_room)
                     src_a, a0, rs, bs, ks = S, base + b_room, 1, 6 * kc, 6
                 else:
                     src_a, a0, rs, bs, ks = A, s0 * a_rs + k0 * a_ks, a_rs, 6 * a_rs, a_ks
-                for q in range(q0, q1):
-                    jq = q * nr
-                    p = min(nr, P - jq)
-                    if pack_b:
-                        src_b, b0, b_ks = S, base + (q - q0) * kc * nr, nr
-                    elif edge and q == panels - 1:
-                        src_b, b0, b_ks = S, base, nr
-                    else:
-                        src_b, b0, b_ks = B, k0 * b_rs + jq, b_rs
-                    c0 = s0 * c_rs + jq
-                    if p <= lanes:
-                        register_block_narrow(src_a, a0, rs, bs, ks, rows, s0, pack_a, src_b, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, jq, last)
-                    else:
-                        register_block(src_a, a0, rs, bs, ks, rows, s0, pack_a, src_b, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, jq, last)
+                # (start row, rows) of each call: all mc rows, or 12 at a time
+                step = 12 if by_rows else mc
+                for r0 in range(0, rows, step):
+                    r = min(step, rows - r0)
+                    ra = a0 + (r0 // 6) * bs + (r0 % 6) * rs
+                    for q in range(q0, q1):
+                        jq = q * nr
+                        p = min(nr, P - jq)
+                        if pack_b:
+                            src_b, b0, b_ks = S, base + (q - q0) * kc * nr, nr
+                        elif edge and q == panels - 1:
+                            src_b, b0, b_ks = S, base, nr
+                        else:
+                            src_b, b0, b_ks = B, k0 * b_rs + jq, b_rs
+                        c0 = (s0 + r0) * c_rs + jq
+                        if p <= lanes:
+                            register_block_narrow(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, jq, last)
+                        else:
+                            register_block(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, c_rs, p, lanes, load_c, bias, jq, last)
