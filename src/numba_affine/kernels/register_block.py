@@ -22,7 +22,7 @@ a batch shorter than the tile, computes one row at a time.
 from __future__ import annotations
 
 from .._jit import helper
-from .._simd import opaque_index, vadd, vbroadcast, vfma, vload, vload_part, vstore_part, vzeros
+from .._simd import opaque_index, vadd, vbroadcast, vfma, vload, vload_part, vstore, vstore_part, vzeros
 from ..tuning import TILES
 
 #: Rows of the wide block (two vectors of columns): twelve accumulators,
@@ -64,7 +64,8 @@ def register_block(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc,
         The summed length of this call.
     C, c0, c_rs, p : 1-D array, int, int, int
         Element (i, j) of C at ``C[c0 + i * c_rs + j]``; ``p`` columns
-        (1..2 * lanes) are loaded and stored.
+        (``lanes < p <= 2 * lanes``: the first vector is whole) are loaded
+        and stored.
     lanes : int
         Elements per vector.
     load_c : bool
@@ -95,22 +96,22 @@ def register_block(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc,
         s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = s50 = s51 = vzeros(C)
         if load_c:
             if lo <= 0:
-                s00 = vload_part(C, tc, p)
+                s00 = vload(C, tc)
                 s01 = vload_part(C, tc + lanes, q)
             if lo <= 1 < hi:
-                s10 = vload_part(C, tc + c_rs, p)
+                s10 = vload(C, tc + c_rs)
                 s11 = vload_part(C, tc + c_rs + lanes, q)
             if lo <= 2 < hi:
-                s20 = vload_part(C, tc + 2 * c_rs, p)
+                s20 = vload(C, tc + 2 * c_rs)
                 s21 = vload_part(C, tc + 2 * c_rs + lanes, q)
             if lo <= 3 < hi:
-                s30 = vload_part(C, tc + 3 * c_rs, p)
+                s30 = vload(C, tc + 3 * c_rs)
                 s31 = vload_part(C, tc + 3 * c_rs + lanes, q)
             if lo <= 4 < hi:
-                s40 = vload_part(C, tc + 4 * c_rs, p)
+                s40 = vload(C, tc + 4 * c_rs)
                 s41 = vload_part(C, tc + 4 * c_rs + lanes, q)
             if lo <= 5 < hi:
-                s50 = vload_part(C, tc + 5 * c_rs, p)
+                s50 = vload(C, tc + 5 * c_rs)
                 s51 = vload_part(C, tc + 5 * c_rs + lanes, q)
         for k in range(kc):
             bk = b0 + k * b_ks
@@ -136,7 +137,7 @@ def register_block(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc,
             s50 = vfma(a, v0, s50)
             s51 = vfma(a, v1, s51)
         if add_bias:
-            b_lo = vload_part(bias, j0, p)
+            b_lo = vload(bias, j0)
             b_hi = vload_part(bias, j0 + lanes, q)
             s00, s01 = vadd(s00, b_lo), vadd(s01, b_hi)
             s10, s11 = vadd(s10, b_lo), vadd(s11, b_hi)
@@ -145,22 +146,22 @@ def register_block(A, a0, a_rs, a_bs, a_ks, rows, row0, padded, B, b0, b_ks, kc,
             s40, s41 = vadd(s40, b_lo), vadd(s41, b_hi)
             s50, s51 = vadd(s50, b_lo), vadd(s51, b_hi)
         if lo <= 0:
-            vstore_part(C, tc, s00, p)
+            vstore(C, tc, s00)
             vstore_part(C, tc + lanes, s01, q)
         if lo <= 1 < hi:
-            vstore_part(C, tc + c_rs, s10, p)
+            vstore(C, tc + c_rs, s10)
             vstore_part(C, tc + c_rs + lanes, s11, q)
         if lo <= 2 < hi:
-            vstore_part(C, tc + 2 * c_rs, s20, p)
+            vstore(C, tc + 2 * c_rs, s20)
             vstore_part(C, tc + 2 * c_rs + lanes, s21, q)
         if lo <= 3 < hi:
-            vstore_part(C, tc + 3 * c_rs, s30, p)
+            vstore(C, tc + 3 * c_rs, s30)
             vstore_part(C, tc + 3 * c_rs + lanes, s31, q)
         if lo <= 4 < hi:
-            vstore_part(C, tc + 4 * c_rs, s40, p)
+            vstore(C, tc + 4 * c_rs, s40)
             vstore_part(C, tc + 4 * c_rs + lanes, s41, q)
         if lo <= 5 < hi:
-            vstore_part(C, tc + 5 * c_rs, s50, p)
+            vstore(C, tc + 5 * c_rs, s50)
             vstore_part(C, tc + 5 * c_rs + lanes, s51, q)
         i += m
 
