@@ -57,7 +57,7 @@ PACK_B_MIN_ROWS = 48
 #: dW's A (x.T) is packed into contiguous blocks when at least this many
 #: panels of B (2 vectors of columns each) reuse it; with fewer, dW streams
 #: x once and the copy would double the memory traffic.
-PACK_A_MIN_PANELS = 16
+PACK_A_MIN_PANELS = 8
 
 #: A thread keeps its packing buffer for its next call up to this size:
 #: fresh pages cost a page fault each on first touch, on every call.
