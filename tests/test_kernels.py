@@ -216,3 +216,21 @@ def test_plans_cover_the_output_with_legal_blocks(shape, threads, itemsize):
         assert not plan.parallel or threads > 1
         assert plan.pack_b or not b_t  # a transposed B is always packed
         assert not plan.pack_a or a_t
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K,P", [(1, 1), (7, 3), (50, 10), (13, 64), (784, 100), (5, 129), (0, 5)])
+def test_row_product_is_a_row_of_the_batch_bit_for_bit(K, P, dtype):
+    """One sample's forward streams W once; each element is the register
+    blocks' chain of FMAs, so it equals that row computed in a batch."""
+    x, W, b, _ = make_inputs(7, K, P, dtype, seed=K + P)
+    lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
+    batch = _run(kernels.product.serial, x.reshape(-1), K, 1, W.reshape(-1), P, 1, 7, K, P, False, False, 256, 12, 12, 8, bias=b)
+    for row in (0, 6):
+        y = np.full(P, np.nan, dtype)
+        kernels.row_product(x.reshape(-1), row * K, W.reshape(-1), P, y, K, P, b, True, lanes)
+        np.testing.assert_array_equal(y, batch[row])
+        assert_matches(y, x[row].astype(np.float64) @ W.astype(np.float64) + b, dtype, K)
+    y = np.full(P, np.nan, dtype)
+    kernels.row_product(x.reshape(-1), 0, W.reshape(-1), P, y, K, P, np.empty(0, dtype), False, lanes)
+    assert_matches(y, x[0].astype(np.float64) @ W.astype(np.float64), dtype, K)

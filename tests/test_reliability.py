@@ -45,7 +45,7 @@ def test_python_threads_run_forward_and_backward_concurrently(monkeypatch):
 def test_kernels_release_the_gil():
     from numba_affine import kernels
 
-    for dispatcher in (*kernels.product, kernels.column_sums, kernels.register_block, kernels.register_block_narrow):
+    for dispatcher in (*kernels.product, kernels.column_sums, kernels.row_product, kernels.register_block, kernels.register_block_narrow):
         assert dispatcher.targetoptions.get("nogil") is True
 
 

@@ -114,6 +114,9 @@ def _forward(x2, W, b, y2):
     N, D = x2.shape
     H = W.shape[1]
     bias = _EMPTY[y2.dtype] if b is None else b
+    if N == 1:  # one sample: one pass over W, no rows computed in vain
+        kernels.row_product(x2.reshape(-1), 0, W.reshape(-1), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[y2.dtype])
+        return
     _product(x2.reshape(-1), D, 1, W.reshape(-1), H, 1, y2.reshape(-1), H, N, D, H, bias, b is not None, False, False, False)
 
 
@@ -574,3 +577,4 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         for kernel in kernels.product:  # the parallel and the serial twin
             kernel(one, 1, 1, one, 1, 1, one, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False, lanes, 16, 12, 12, 1, True)
         kernels.column_sums(one, 1, 1, one, False)
+        kernels.row_product(one, 0, one, 1, one, 1, 1, one, True, lanes)

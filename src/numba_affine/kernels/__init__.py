@@ -24,9 +24,10 @@ from .. import tuning
 from .._simd import VECTOR_BYTES
 from .column_sums import column_sums
 from .product import product, scratch_slot
+from .row_product import row_product
 from .register_block import MR, MR_NARROW, register_block, register_block_narrow
 
-__all__ = ["VECTOR_BYTES", "MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "rows_first", "scratch_slot", "wants_threads", "register_block", "register_block_narrow"]
+__all__ = ["VECTOR_BYTES", "MR", "MR_NARROW", "Plan", "column_sums", "lanes_of", "plan", "product", "row_product", "rows_first", "scratch_slot", "wants_threads", "register_block", "register_block_narrow"]
 
 
 def lanes_of(itemsize: int) -> int:
