@@ -313,7 +313,7 @@ def _product_in_scratch(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, ad
         S = np.empty(slot, C.dtype)
     by_rows = rows_first(K, ng, 2 * lanes, C.itemsize, kc_max, _ROWS_FIRST)
     _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
-             S, slot, False, pack_b, lanes, kc_max, mc, mt, ng, by_rows)
+             S, slot, _opaque(False), pack_b, lanes, kc_max, mc, mt, ng, by_rows)
 
 
 @register_jitable
