@@ -85,6 +85,39 @@ def test_error_catalogue(case):
     check(exc, pattern, fn, *args, **kwargs)
 
 
+def test_outputs_that_overlap_each_other_are_refused():
+    """Two outputs that share memory would overwrite each other's results."""
+    x, W, dout = ones(4, 5), ones(5, 3), ones(4, 3)
+    buf = np.zeros(40)
+    pairs = [
+        ({"dx_out": buf[:20].reshape(4, 5), "dW_out": buf[5:20].reshape(5, 3)}, "dx_out shares memory with dW_out"),
+        ({"dW_out": buf[:15].reshape(5, 3), "db_out": buf[14:17]}, "dW_out shares memory with db_out"),
+        ({"dx_out": buf[:20].reshape(4, 5), "db_out": buf[::7][:3]}, "dx_out shares memory with db_out"),
+    ]
+    for outs, message in pairs:
+        check(ValueError, message, na.affine_backward, dout, x, W, **outs)
+        assert not buf.any()  # nothing written
+    # views of one buffer that do not overlap are fine
+    dx, dW, db = na.affine_backward(dout, x, W, dx_out=buf[:20].reshape(4, 5), dW_out=buf[20:35].reshape(5, 3), db_out=buf[35:38])
+    np.testing.assert_array_equal(buf[20:35], np.full(15, 4.0))
+
+
+@pytest.mark.parametrize("flag", [1, 0, None, "yes", 1.0, np.int64(1)])
+def test_accumulate_must_be_a_bool(flag):
+    x, dout = ones(4, 5), ones(4, 3)
+    out_w, out_b = np.zeros((5, 3)), np.zeros(3)
+    for fn, args, kwargs in (
+        (na.affine_dw, (x, dout), {"out": out_w}),
+        (na.affine_db, (dout,), {"out": out_b}),
+        (na.affine_backward, (dout, x, ones(5, 3)), {"dW_out": out_w, "db_out": out_b}),
+    ):
+        check(TypeError, "accumulate must be a bool", fn, *args, accumulate=flag, **kwargs)
+    assert not out_w.any() and not out_b.any()
+    # numpy's bool is a bool
+    na.affine_dw(x, dout, out=out_w, accumulate=np.bool_(True))
+    np.testing.assert_array_equal(out_w, np.full((5, 3), 4.0))
+
+
 def test_read_only_out():
     out = np.zeros((2, 3))
     out.flags.writeable = False

@@ -184,6 +184,12 @@ def test_wrong_outputs_raise_the_python_message():
     with pytest.raises(ValueError) as info:  # an output that is an input
         j_into(x, W, b, dout, good[0], x, good[2], good[3], False)
     assert str(info.value) == python_error(affine_backward, dout, x, W, dx_out=x, dW_out=good[2], db_out=good[3])
+    shared = np.zeros(20)
+    dx_out, dW_out = shared.reshape(4, 5), shared[5:].reshape(5, 3)
+    with pytest.raises(ValueError) as info:  # two outputs that overlap
+        j_into(x, W, b, dout, good[0], dx_out, dW_out, good[3], False)
+    assert str(info.value) == python_error(affine_backward, dout, x, W, dx_out=dx_out, dW_out=dW_out, db_out=good[3])
+    assert "dx_out shares memory with dW_out" in str(info.value)
 
 
 def test_accumulate_without_out_raises_the_python_message():

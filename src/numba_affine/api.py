@@ -255,6 +255,22 @@ def _dout_2d(dout: np.ndarray, N: int | None, H: int, one_sample: bool | None, w
     return d2
 
 
+def _flag(name: str, value) -> bool:
+    """``value`` if it is a bool (Python's or numpy's), else a TypeError naming it."""
+    if value is True or value is False or type(value) is np.bool_:
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}")
+
+
+def _separate(**outs) -> None:
+    """Outputs given together must not share memory (each would overwrite the other's results)."""
+    given = [(name, a) for name, a in outs.items() if a is not None]
+    for i, (first, a) in enumerate(given):
+        for second, b in given[i + 1 :]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{first} shares memory with {second}; pass separate arrays")
+
+
 def _contig(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
@@ -416,7 +432,7 @@ def affine_backward(
     ((20, 50), (50, 10), (10,))
     """
     if (
-        dx_out is None and dW_out is None and db_out is None and not accumulate
+        dx_out is None and dW_out is None and db_out is None and accumulate is False
         and type(dout) is _ndarray and type(x) is _ndarray and type(W) is _ndarray
     ):  # the common call, as in affine_forward
         dt = x.dtype
@@ -434,6 +450,7 @@ def affine_backward(
                 _dw(x, dout, dW, False)
                 _db(dout, db, False)
                 return dx, dW, db
+    accumulate = _flag("accumulate", accumulate)
     dt = _operands(dout=dout, x=x, W=W)
     if W.ndim != 2:
         _weights(W)
@@ -445,6 +462,7 @@ def affine_backward(
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
+    _separate(dx_out=dx_out, dW_out=dW_out, db_out=db_out)
     d2, x2, W = _contig(d2), _contig(x2), _contig(W)
     _dx(d2, W, dx.target.reshape(N, D))
     _dw(x2, d2, dW.target, accumulate)
@@ -507,6 +525,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     >>> affine_dw(np.ones((20, 50)), np.ones((20, 10))).shape
     (50, 10)
     """
+    accumulate = _flag("accumulate", accumulate)
     dt = _operands(x=x, dout=dout)
     x2 = _flat_x(x, None)
     N, D = x2.shape
@@ -541,6 +560,7 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     >>> affine_db(np.ones((20, 10)))[:3]
     array([20., 20., 20.])
     """
+    accumulate = _flag("accumulate", accumulate)
     dt = _operands(dout=dout)
     if dout.ndim not in (1, 2):
         raise ValueError(f"dout must have shape (N, H) or (H,), got shape {dout.shape}")

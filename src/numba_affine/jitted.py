@@ -261,6 +261,23 @@ def _out_ok(out, shape, accumulate, a, b, c):
     return True
 
 
+def _apart(a, b):
+    """Two outputs share no memory (either absent is fine)."""
+
+
+@overload(_apart, jit_options=OVERLOAD_OPTIONS)
+def _apart_ol(a, b):
+    if _absent(a) or _absent(b):
+        return lambda a, b: True
+
+    def impl(a, b):
+        lo, hi = _extent(a)
+        other = _extent(b)
+        return not (lo < other[1] and other[0] < hi)
+
+    return impl
+
+
 @register_jitable
 def _width(x):
     """x's feature width: its length if 1-D, else the product of its trailing dimensions."""
@@ -454,6 +471,7 @@ def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumula
         ok = W.ndim == 2 and _width(x) == D and _dout_fits(dout, N, H, x.ndim == 1)
         ok = ok and _out_ok(dx_out, x.shape, False, dout, x, W)
         ok = ok and _out_ok(dW_out, (D, H), accumulate, dout, x, W) and _out_ok(db_out, (H,), accumulate, dout, x, W)
+        ok = ok and _apart(dx_out, dW_out) and _apart(dx_out, db_out) and _apart(dW_out, db_out)
         if not ok:
             with objmode():
                 _explain(api.affine_backward, dout, x, W, dx_out=dx_out, dW_out=dW_out, db_out=db_out, accumulate=accumulate)
