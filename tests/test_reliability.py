@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -288,13 +289,88 @@ def test_processes_share_one_empty_cache_dir(tmp_path):
     assert all(int(o[1]) > 0 and int(o[2]) == 0 for o in second), second  # all loaded from the cache
 
 
-def test_unwritable_cache_dir_does_not_break_import(tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a directory")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(blocker / "cache"))
-    proc = subprocess.run([sys.executable, "-c", CACHE_SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+STALE_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import numba_affine as na
+    from numba_affine import kernels
+    x, W, b = np.ones((20, 50)), np.ones((50, 16)), np.ones(16)
+    y = na.affine_forward(x, W, b)
+    hits = sum(kernels.product.serial.stats.cache_hits.values())
+    print(y[0, 0], hits, na.__file__)
+    """
+)
+
+
+def test_an_edited_helper_is_compiled_afresh_not_loaded_stale(tmp_path):
+    """Numba's cache checks only the cached function's own file; the kernels'
+    key holds a digest of every source file, so an edit in a helper that the
+    product embeds (the register block) is seen on the next run."""
+    import shutil
+
+    package = tmp_path / "numba_affine"
+    shutil.copytree(Path(na.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_AFFINE_NO_CACHE", None)
+
+    def run():
+        proc = subprocess.run([sys.executable, "-c", STALE_SCRIPT], env=env, capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        value, hits, where = proc.stdout.split()
+        assert where.startswith(str(package))
+        return float(value), int(hits)
+
+    assert run() == (51.0, 0)  # compiled, and cached
+    assert run() == (51.0, 1)  # loaded from the cache
+    block = package / "kernels" / "register_block.py"
+    text = block.read_text()
+    edited = text.replace("s00, s01 = vadd(s00, b_lo), vadd(s01, b_hi)", "s00, s01 = vadd(vadd(s00, b_lo), b_lo), vadd(s01, b_hi)")
+    assert edited != text
+    block.write_text(edited)
+    assert run() == (52.0, 0)  # the edit runs: compiled again, not the stale machine code
+    assert run() == (52.0, 1)
+
+
+def test_no_writable_cache_location_anywhere_still_works(tmp_path):
+    """No cache location can be written (next to the package, the user's cache
+    directory): the kernels and the jitted calls compile without a cache
+    instead of failing. Each location is blocked by a regular file where a
+    directory would have to be made, which stops root as well."""
+    import shutil
+
+    package = tmp_path / "site" / "numba_affine"
+    shutil.copytree(Path(na.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    for folder in [package, *[p for p in package.rglob("*") if p.is_dir()]]:
+        (folder / "__pycache__").write_text("a file, so no cache directory can be made here")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), HOME=str(blocker / "home"),
+               XDG_CACHE_HOME=str(blocker / "cache"))
+    for name in ("NUMBA_CACHE_DIR", "NUMBA_AFFINE_NO_CACHE"):
+        env.pop(name, None)
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from numba import njit
+        import numba_affine as na
+        from numba_affine import _jit, kernels
+        x, W, b = np.ones((20, 50)), np.ones((50, 10)), np.ones(10)
+        assert na.affine_forward(x, W, b)[0, 0] == 51.0
+
+        @njit
+        def step(x, W, b):
+            return na.affine_forward(x, W, b)
+
+        assert step(x, W, b)[0, 0] == 51.0
+        print(_jit.OVERLOAD_OPTIONS["cache"], kernels.product.serial._cache.__class__.__name__, na.__file__)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split()[0] == "ok"
+    cached, cache_class, where = proc.stdout.split()
+    assert where.startswith(str(package))
+    assert (cached, cache_class) == ("False", "NullCache")  # no cache, and no failure
 
 
 def test_jit_falls_back_to_no_cache_when_numba_finds_no_cache_location(monkeypatch):
@@ -309,3 +385,103 @@ def test_jit_falls_back_to_no_cache_when_numba_finds_no_cache_location(monkeypat
     monkeypatch.setattr(_jit, "njit", fake_njit)
     result = _jit._jit(lambda: None)
     assert calls == [True, False] and result[0] == "compiled"
+
+
+CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import threading
+    import numpy as np
+    import numba, numba_affine as na
+    from numba_affine import api
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 800)); W = rng.standard_normal((800, 300)); b = rng.standard_normal(300)
+    want = na.affine_forward(x, W, b)
+    errors = []
+    start = threading.Barrier(4)
+
+    def work():
+        start.wait()
+        for _ in range(5):
+            if not np.array_equal(na.affine_forward(x, W, b), want):
+                errors.append("differs")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert not errors, errors
+    print(numba.threading_layer(), api._concurrent_layer)
+    """
+)
+
+
+@pytest.mark.parametrize("layer", ["tbb", "omp", "workqueue"])
+def test_concurrent_parallel_calls_are_safe_on_every_layer(layer):
+    """4 Python threads call a parallel forward at once (workqueue terminated
+    the process on this before its calls were serialised)."""
+    if layer == "tbb" and not _tbb_installed():
+        pytest.skip("the tbb wheel is not installed here")  # a default dependency on x86-64 Linux and Windows
+    env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    proc = subprocess.run([sys.executable, "-c", CONCURRENT_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    running, concurrent = proc.stdout.split()
+    assert running == layer
+    assert concurrent == ("False" if layer == "workqueue" else "True")
+
+
+SIDE_EFFECTS_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    before = dict(os.environ)
+    import numba_affine as na
+    assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
+    print("libtbb" in maps, na._jit.TBB_LIBRARY is not None)
+    """
+)
+
+
+@pytest.mark.parametrize("setting", [None, "omp", "workqueue"])
+def test_import_changes_no_environment_and_loads_tbb_only_for_tbb(setting):
+    env = dict(os.environ)
+    env.pop("NUMBA_THREADING_LAYER", None)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(name, None)
+    if setting:
+        env["NUMBA_THREADING_LAYER"] = setting
+    proc = subprocess.run([sys.executable, "-c", SIDE_EFFECTS_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mapped, loaded = proc.stdout.split()
+    if setting:
+        assert (mapped, loaded) == ("False", "False")
+    elif _tbb_installed() and sys.platform.startswith("linux"):
+        assert (mapped, loaded) == ("True", "True")
+
+
+FORK_LAYER_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+    import numba, numba_affine as na
+    from numba_affine import api
+    x = np.random.rand(300, 400); W = np.random.rand(400, 50)
+    na.affine_forward(x, W)  # the parent starts its threads
+    pid = os.fork()
+    if pid == 0:
+        y = na.affine_forward(x, W)
+        ok = np.array_equal(y, na.affine_forward(x, W))
+        os._exit(0 if ok and api._in_forked_child == (numba.threading_layer() == "omp") else 3)
+    _, status = os.waitpid(pid, 0)
+    print(numba.threading_layer(), os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("layer", ["tbb", "omp", "workqueue"])
+def test_forked_children_run_serial_only_on_gnu_openmp(layer):
+    if layer == "tbb" and not _tbb_installed():
+        pytest.skip("the tbb wheel is not installed here")
+    env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    proc = subprocess.run([sys.executable, "-c", FORK_LAYER_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [layer, "0"]

@@ -37,12 +37,12 @@ import types
 import warnings
 from typing import Callable, NamedTuple
 
-# GNU OpenMP (Numba's fallback layer) is told to spin for a bounded time
-# after a parallel loop, then sleep: back-to-back calls find the threads
-# awake, and an idle thread gives its core back to a busy machine soon.
-# The user's own settings win; they only matter before OpenMP starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "200000")
+#: ``NUMBA_THREADING_LAYER`` values under which Numba tries TBB first.
+_TBB_FIRST = ("default", "safe", "threadsafe", "forksafe", "tbb")
+
+
+def _layer_setting() -> str:
+    return (os.environ.get("NUMBA_THREADING_LAYER") or "default").lower()
 
 
 def _load_tbb() -> str | None:
@@ -52,12 +52,12 @@ def _load_tbb() -> str | None:
     its soname only, and pip puts the wheel's library in ``<prefix>/lib``,
     which is not on the loader path of a virtualenv. Loaded once by full
     path, the soname is known to the process and Numba's lookup finds it.
-    Off Linux, or without the wheel, nothing happens (Numba finds TBB by
-    itself on Windows, or falls back to OpenMP). ``NUMBA_THREADING_LAYER``
-    still decides when the user sets it.
+    Off Linux, without the wheel, or when ``NUMBA_THREADING_LAYER`` names a
+    layer Numba would not try TBB for (``omp``, ``workqueue``), nothing is
+    loaded (Numba finds TBB by itself on Windows, or falls back to OpenMP).
     """
-    if not sys.platform.startswith("linux"):
-        return None
+    if not sys.platform.startswith("linux") or _layer_setting() not in _TBB_FIRST:
+        return None  # only where TBB is the layer Numba will use
     for path in _tbb_candidates():
         try:
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
@@ -87,8 +87,40 @@ def _tbb_candidates():
 #: Where TBB was loaded from, or None (see :func:`_load_tbb`).
 TBB_LIBRARY = _load_tbb()
 
+import hashlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 from numba import njit  # noqa: E402
+from numba.core.caching import FunctionCache  # noqa: E402
 from numba.core.errors import NumbaWarning  # noqa: E402
+
+
+def _source_digest() -> str:
+    """SHA-256 of every source file of the package, in a fixed order."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+#: Part of every cached kernel's key (see :class:`_DigestCache`).
+SOURCE_DIGEST = _source_digest()
+
+
+class _DigestCache(FunctionCache):
+    """Numba's on-disk cache, keyed also by :data:`SOURCE_DIGEST`.
+
+    Numba checks only the file of the function it caches (numba#1833), but
+    a kernel embeds the helpers it calls from other files (the register
+    blocks, the packers, the vector intrinsics). With the digest of every
+    source file in the key, editing or upgrading any of them compiles
+    afresh instead of loading stale machine code.
+    """
+
+    def _index_key(self, sig, codegen):
+        return super()._index_key(sig, codegen) + (SOURCE_DIGEST,)
 
 FASTMATH = frozenset({"contract"})
 _BASE_OPTIONS = {"fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}
@@ -110,15 +142,37 @@ def _jit(pyfunc: Callable, **options) -> Callable:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NumbaWarning)
-                return njit(cache=True, **opts)(pyfunc)
+                dispatcher = njit(cache=True, **opts)(pyfunc)
         except RuntimeError:
             pass
+        else:
+            if isinstance(getattr(dispatcher, "_cache", None), FunctionCache):
+                dispatcher._cache = _DigestCache(dispatcher.py_func)
+            return dispatcher
     return njit(cache=False, **opts)(pyfunc)
 
 
+def _probe():  # pragma: no cover - never called, only decorated
+    return 0
+
+
+def _cache_usable() -> bool:
+    """Whether Numba finds a writable cache location for this package's files."""
+    if not _cache_wanted():
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaWarning)
+            njit(cache=True)(_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
 #: Options of the ``@overload`` implementations that users' jitted code
-#: calls (:mod:`numba_affine.jitted`): cached like the kernels.
-OVERLOAD_OPTIONS = {"cache": _cache_wanted()}
+#: calls (:mod:`numba_affine.jitted`): cached like the kernels, and like
+#: them not cached where no cache location is writable.
+OVERLOAD_OPTIONS = {"cache": _cache_usable()}
 
 
 def helper(pyfunc: Callable) -> Callable:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 
+import numba
 import numpy as np
 from numba import get_num_threads, set_parallel_chunksize
 
@@ -45,20 +46,49 @@ _ndarray = np.ndarray
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 _LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
 
-# A process forked after a parallel kernel ran must not start a parallel
-# region again with GNU OpenMP (the child is killed: "fork() called from a
-# process already using GNU OpenMP"). Children of a fork run the serial
-# twin; it gives the same results, on one core.
+# A process forked after a parallel kernel ran on GNU OpenMP must not start
+# a parallel region again (the child is killed: "fork() called from a
+# process already using GNU OpenMP"). Such children run the serial twin;
+# it gives the same results, on one core. TBB and workqueue children keep
+# their threads.
 _in_forked_child = False
+
+
+def _running_layer() -> str | None:
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run in this process
+        return None
 
 
 def _mark_forked_child() -> None:
     global _in_forked_child
-    _in_forked_child = True
+    if _running_layer() == "omp":
+        _in_forked_child = True
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_mark_forked_child)
+
+# Numba's workqueue layer terminates the process when two threads run
+# parallel regions at once; there (and until the first region shows which
+# layer runs) parallel calls take this lock, one at a time.
+_workqueue_lock = threading.Lock()
+_concurrent_layer = False
+
+
+def _run_parallel(kernel, args) -> None:
+    global _concurrent_layer
+    old = set_parallel_chunksize(1)
+    try:
+        if _concurrent_layer:
+            kernel(*args)
+            return
+        with _workqueue_lock:
+            kernel(*args)
+        _concurrent_layer = _running_layer() in ("tbb", "omp")
+    finally:
+        set_parallel_chunksize(old)
 
 
 _scratch_local = threading.local()
@@ -99,14 +129,10 @@ def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, acc
     kernel = plan.kernel
     args = (A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
             S, plan.slot, plan.pack_a, plan.pack_b, lanes, plan.kc_max, plan.mc, plan.mt, plan.ng, plan.by_rows)
-    if not plan.parallel:
+    if plan.parallel:
+        _run_parallel(kernel, args)
+    else:
         kernel(*args)
-        return
-    old = set_parallel_chunksize(1)
-    try:
-        kernel(*args)
-    finally:
-        set_parallel_chunksize(old)
 
 
 def _forward(x2, W, b, y2):

@@ -59,9 +59,21 @@ def config() -> dict[str, str]:
         "vector width": f"{_simd.VECTOR_BYTES * 8} bits "
                         f"({_simd.VECTOR_BYTES // 8} float64 / {_simd.VECTOR_BYTES // 4} float32 lanes)",
         "cpu": numba.config.CPU_NAME or _host_cpu(),
+        "parallel calls": _parallel_calls(layer),
         "cache directory": _cache_directory(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "") or "not set (GNU OpenMP's default)",
     }
+
+
+def _parallel_calls(layer: str) -> str:
+    """Whether parallel calls from several Python threads run at once (see ``api._run_parallel``)."""
+    from . import api
+
+    if api._concurrent_layer:
+        return "concurrent from Python threads"
+    if layer in ("tbb", "omp"):
+        return "concurrent from Python threads once the first has run (it runs alone)"
+    return "one at a time (Numba's workqueue layer aborts on concurrent parallel regions)"
 
 
 def _host_cpu() -> str:
