@@ -151,6 +151,18 @@ def test_no_bias_forward_and_empty_batch():
     np.testing.assert_array_equal(db, 0)
 
 
-def test_warmup_runs():
+def test_warmup_compiles_what_the_calls_use():
+    """After warmup() the calls of both dtypes, serial and parallel, one
+    sample or a batch, compile nothing more."""
+    from numba_affine import kernels
+
     na.warmup()
-    na.warmup((np.float64,))
+    dispatchers = (*kernels.product, kernels.column_sums, kernels.row_product)
+    before = [len(d.signatures) for d in dispatchers]
+    assert all(n >= 2 for n in before)  # float32 and float64
+    for dtype in (np.float32, np.float64):
+        for N, D, H in ((20, 50, 10), (1, 30, 7), (600, 400, 300)):  # serial, one sample, parallel
+            x, W, b, dout = make_inputs(N, D, H, dtype)
+            na.affine_forward(x, W, b)
+            na.affine_backward(dout, x, W)
+    assert [len(d.signatures) for d in dispatchers] == before

@@ -51,19 +51,32 @@ def test_bench_rejects_a_bad_shape():
         bench.main(["--shape", "7x5"])
 
 
-def test_bench_warmup_calls_before_each_batch_are_not_timed():
+def test_bench_warmup_calls_before_each_batch_are_not_timed(monkeypatch):
+    """With a fake clock where every call takes exactly 1 s, the time per call
+    is 1 s with or without warm-up calls: they run, and are not timed."""
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(bench, "time", clock)
     calls = []
 
-    def slow():
-        calls.append(time.perf_counter())
-        time.sleep(0.001)
+    def one_second():
+        calls.append(clock.now)
+        clock.now += 1.0
 
-    bench.compare({"slow": slow}, rounds=2, settle=0.0, warmup=0.0)
+    assert bench.compare({"f": one_second}, rounds=3, settle=0.0, warmup=0.0) == {"f": 1.0}
     without = len(calls)
     calls.clear()
-    t = bench.compare({"slow": slow}, rounds=2, settle=0.0, warmup=0.05)
-    assert len(calls) >= without + 2 * 10  # ~45 untimed calls per round
-    assert 0.001 <= t["slow"] < 0.01  # still seconds per call of the timed batch
+    assert bench.compare({"f": one_second}, rounds=3, settle=0.0, warmup=2.5) == {"f": 1.0}
+    assert len(calls) == without + 3 * 3  # three untimed calls before each of the three timed batches
 
 
 def test_bench_accepts_warmup(capsys):

@@ -31,11 +31,18 @@ def test_forward_and_backward_match_reference(N, D, H, dtype, seed, bias, fortra
 
 @settings(max_examples=60, deadline=None)
 @given(N=st.integers(1, 30), D=st.integers(1, 30), H=st.integers(1, 30), scale=st.floats(-3, 3))
-def test_forward_is_linear(N, D, H, scale):
+def test_forward_is_the_linear_map_of_W(N, D, H, scale):
+    """Homogeneous and additive, and the unit vectors pick W's rows exactly:
+    only the map x -> x . W passes all three (any other linear map fails the last)."""
     x, W, b, _ = make_inputs(N, D, H, np.float64)
+    x2 = make_inputs(N, D, H, np.float64, seed=1)[0]
     y1 = na.affine_forward(scale * x, W)
     y2 = scale * na.affine_forward(x, W)
     np.testing.assert_allclose(y1, y2, atol=1e-12 * (1 + abs(scale)) * D)
+    np.testing.assert_allclose(na.affine_forward(x + x2, W), na.affine_forward(x, W) + na.affine_forward(x2, W),
+                               atol=1e-12 * D)
+    np.testing.assert_array_equal(na.affine_forward(np.eye(D), W), W)
+    np.testing.assert_array_equal(na.affine_forward(np.eye(D), W, b), W + b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
