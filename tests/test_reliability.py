@@ -510,3 +510,67 @@ def test_forked_children_run_serial_only_on_gnu_openmp(layer):
     proc = subprocess.run([sys.executable, "-c", FORK_LAYER_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == [layer, "0"]
+
+
+START_METHOD_SCRIPT = textwrap.dedent(
+    """
+    import multiprocessing as mp, sys
+    import numpy as np
+    import numba_affine as na
+
+    def child(seed):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((300, 400)); W = rng.standard_normal((400, 50))
+        return bool(np.allclose(na.affine_forward(x, W), x @ W))
+
+    if __name__ == "__main__":
+        child(0)  # the parent has run the parallel kernels
+        with mp.get_context(sys.argv[1]).Pool(2) as pool:
+            assert all(pool.map(child, range(1, 4)))
+        print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_multiprocessing_spawn_and_forkserver_run_the_kernels(tmp_path, method):
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"{method} is not available on this platform")
+    script = tmp_path / "start_method.py"
+    script.write_text(START_METHOD_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["ok"]
+
+
+def test_a_thread_keeps_one_scratch_buffer_per_dtype_of_at_most_64_mib(monkeypatch):
+    """The packing scratch is kept per Python thread and dtype for the next
+    call, up to tuning.SCRATCH_KEEP_BYTES; a larger one is freed after its call."""
+    from numba_affine import tuning
+
+    assert tuning.SCRATCH_KEEP_BYTES == 64 << 20
+    kept = api._scratch_local.__dict__
+    small = api._scratch(np.dtype(np.float32), 1000)
+    assert kept["f"] is small and api._scratch(np.dtype(np.float32), 500) is small  # reused
+    monkeypatch.setattr(tuning, "SCRATCH_KEEP_BYTES", 8000)
+    big = api._scratch(np.dtype(np.float32), 3000)  # 12 kB: used once, not kept
+    assert big.size >= 3000 and kept["f"] is small
+    also = api._scratch(np.dtype(np.float64), 1000)  # 8 kB: kept, beside the float32 one
+    assert kept["d"] is also and kept["f"] is small
+    assert set(kept) <= {"f", "d"}
+
+
+def test_numba_affine_no_cache_turns_the_cache_off():
+    code = (
+        "from numba_affine import _jit, kernels; "
+        "print(_jit.OVERLOAD_OPTIONS['cache'], type(kernels.product.serial._cache).__name__)"
+    )
+    env = dict(os.environ, NUMBA_AFFINE_NO_CACHE="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["False", "NullCache"]
+    env.pop("NUMBA_AFFINE_NO_CACHE")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["True", "_DigestCache"]
