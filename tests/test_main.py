@@ -97,7 +97,11 @@ def test_python_m_numba_affine_config_names_what_it_runs_on():
     assert lines["threading layer"].split()[0] in {"tbb", "omp", "workqueue"}
     assert lines["vector width"].startswith(f"{_simd.VECTOR_BYTES * 8} bits")
     assert lines["threads"].startswith(f"{numba.get_num_threads()} of ")
-    assert "cache directory" in lines
+    import numba_affine
+
+    assert lines["numba-affine"] == numba_affine.__version__
+    assert lines["cache directory"]  # where the compiled kernels go
+    assert lines["parallel calls"].startswith(("concurrent", "one at a time"))
 
 
 def test_python_m_numba_affine_rejects_unknown_arguments():

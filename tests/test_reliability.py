@@ -434,6 +434,9 @@ CONCURRENT_SCRIPT = textwrap.dedent(
     for t in threads: t.start()
     for t in threads: t.join()
     assert not errors, errors
+    from numba_affine import config
+    said = config.config()["parallel calls"]
+    assert said.startswith("one at a time" if numba.threading_layer() == "workqueue" else "concurrent"), said
     print(numba.threading_layer(), api._concurrent_layer)
     """
 )
