@@ -165,4 +165,17 @@ def test_warmup_compiles_what_the_calls_use():
             x, W, b, dout = make_inputs(N, D, H, dtype)
             na.affine_forward(x, W, b)
             na.affine_backward(dout, x, W)
+            na.affine_forward(x, W)
+            # read-only (np.load(mmap_mode="r"), np.frombuffer), Fortran-order and strided inputs
+            ro = [a.copy() for a in (x, W, b, dout)]
+            for a in ro:
+                a.flags.writeable = False
+            na.affine_forward(ro[0], ro[1], ro[2])
+            na.affine_backward(ro[3], ro[0], ro[1])
+            na.affine_forward(np.asfortranarray(x), np.asfortranarray(W), b)
+            na.affine_backward(np.asfortranarray(dout), x[:, ::-1][:, ::-1], W[::1, :])
+            big = np.zeros((2 * N, 2 * D), dtype)
+            big[::2, ::2] = x
+            na.affine_forward(big[::2, ::2], W, b)
+            na.affine_dw(big[::2, ::2], dout)
     assert [len(d.signatures) for d in dispatchers] == before

@@ -44,6 +44,28 @@ _FLOATS = (_F32, _F64)
 _ndarray = np.ndarray
 #: An empty array per dtype, passed as the bias when there is none.
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
+
+
+def _flat(a: np.ndarray, read_only: bool) -> np.ndarray:
+    """C-contiguous ``a`` as a flat view; read-only when ``read_only``.
+
+    Numba compiles a kernel once per argument type, and a read-only array
+    is another type. A call with any read-only input (``np.load(mmap_mode="r")``,
+    ``np.frombuffer``, Dask's blocks) passes all its inputs read-only, so
+    there are two specializations, not one per mix, and :func:`warmup`
+    compiles both. Writeable calls skip the flag (it costs ~0.2 µs an array).
+    """
+    v = a.reshape(-1)
+    if read_only:
+        v.flags.writeable = False
+    return v
+
+
+def _any_read_only(*arrays) -> bool:
+    for a in arrays:
+        if a is not None and not a.flags.writeable:
+            return True
+    return False
 _LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
 
 # A process forked after a parallel kernel ran on GNU OpenMP must not start
@@ -135,35 +157,37 @@ def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, acc
         kernel(*args)
 
 
-def _forward(x2, W, b, y2):
-    """y2 = x2 . W (+ b), all C-contiguous; b may be None."""
+def _forward(x2, W, b, y2, ro=False):
+    """y2 = x2 . W (+ b), all C-contiguous; b may be None; ``ro``: pass the inputs read-only."""
     N, D = x2.shape
     H = W.shape[1]
-    bias = _EMPTY[y2.dtype] if b is None else b
+    bias = _flat(_EMPTY[y2.dtype] if b is None else b, ro)
     if N == 1:  # one sample: one pass over W, no rows computed in vain
-        kernels.row_product(x2.reshape(-1), 0, W.reshape(-1), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[y2.dtype])
+        kernels.row_product(_flat(x2, ro), 0, _flat(W, ro), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[y2.dtype])
         return
-    _product(x2.reshape(-1), D, 1, W.reshape(-1), H, 1, y2.reshape(-1), H, N, D, H, bias, b is not None, False, False, False)
+    _product(_flat(x2, ro), D, 1, _flat(W, ro), H, 1, y2.reshape(-1), H, N, D, H, bias, b is not None, False, False, False)
 
 
-def _dx(d2, W, dx2):
+def _dx(d2, W, dx2, ro=False):
     """dx2 = d2 . W.T (C-contiguous)."""
     N, H = d2.shape
     D = W.shape[0]
-    _product(d2.reshape(-1), H, 1, W.reshape(-1), 1, H, dx2.reshape(-1), D, N, H, D, _EMPTY[dx2.dtype], False, False, False, True)
+    _product(_flat(d2, ro), H, 1, _flat(W, ro), 1, H, dx2.reshape(-1), D, N, H, D, _flat(_EMPTY[dx2.dtype], ro),
+             False, False, False, True)
 
 
-def _dw(x2, d2, dW, accumulate):
+def _dw(x2, d2, dW, accumulate, ro=False):
     """dW (+)= x2.T . d2 (C-contiguous)."""
     N, D = x2.shape
     H = d2.shape[1]
-    _product(x2.reshape(-1), 1, D, d2.reshape(-1), H, 1, dW.reshape(-1), H, D, N, H, _EMPTY[dW.dtype], False, accumulate, True, False)
+    _product(_flat(x2, ro), 1, D, _flat(d2, ro), H, 1, dW.reshape(-1), H, D, N, H, _flat(_EMPTY[dW.dtype], ro),
+             False, accumulate, True, False)
 
 
-def _db(d2, db, accumulate):
+def _db(d2, db, accumulate, ro=False):
     """db (+)= d2 summed over rows (C-contiguous)."""
     N, H = d2.shape
-    kernels.column_sums(d2.reshape(-1), N, H, db, accumulate)
+    kernels.column_sums(_flat(d2, ro), N, H, db, accumulate)
 
 
 # ---------------------------------------------------------------- validation
@@ -394,7 +418,8 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
             H = W.shape[1]
             if (
                 W.shape[0] == D and b.shape[0] == H
-                and x.flags.c_contiguous and W.flags.c_contiguous and b.flags.c_contiguous
+                and (f := x.flags).c_contiguous and f.writeable and (f := W.flags).c_contiguous and f.writeable
+                and (f := b.flags).c_contiguous and f.writeable
             ):
                 y = np.empty((N, H), dt)
                 _forward(x, W, b, y)
@@ -412,7 +437,8 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     N = x2.shape[0]
     inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
     y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
-    _forward(_contig(x2), _contig(W), None if b is None else _contig(b), y.target.reshape(N, H))
+    x2, W, b = _contig(x2), _contig(W), None if b is None else _contig(b)
+    _forward(x2, W, b, y.target.reshape(N, H), _any_read_only(x2, W, b))
     return y.finish()
 
 
@@ -467,7 +493,8 @@ def affine_backward(
             H = W.shape[1]
             if (
                 W.shape[0] == D and dout.shape[0] == N and dout.shape[1] == H
-                and x.flags.c_contiguous and W.flags.c_contiguous and dout.flags.c_contiguous
+                and (f := x.flags).c_contiguous and f.writeable and (f := W.flags).c_contiguous and f.writeable
+                and (f := dout.flags).c_contiguous and f.writeable
             ):
                 dx = np.empty((N, D), dt)
                 dW = np.empty((D, H), dt)
@@ -490,9 +517,10 @@ def affine_backward(
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
     _separate(dx_out=dx_out, dW_out=dW_out, db_out=db_out)
     d2, x2, W = _contig(d2), _contig(x2), _contig(W)
-    _dx(d2, W, dx.target.reshape(N, D))
-    _dw(x2, d2, dW.target, accumulate)
-    _db(d2, db.target, accumulate)
+    ro = _any_read_only(d2, x2, W)
+    _dx(d2, W, dx.target.reshape(N, D), ro)
+    _dw(x2, d2, dW.target, accumulate, ro)
+    _db(d2, db.target, accumulate, ro)
     return dx.finish(), dW.finish(), db.finish()
 
 
@@ -524,7 +552,8 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     N = d2.shape[0]
     shape = (D,) if dout.ndim == 1 else (N, D)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
-    _dx(_contig(d2), _contig(W), dx.target.reshape(N, D))
+    d2, W = _contig(d2), _contig(W)
+    _dx(d2, W, dx.target.reshape(N, D), _any_read_only(d2, W))
     return dx.finish()
 
 
@@ -560,7 +589,8 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     H = dout.shape[-1]
     d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
-    _dw(_contig(x2), _contig(d2), dW.target, accumulate)
+    x2, d2 = _contig(x2), _contig(d2)
+    _dw(x2, d2, dW.target, accumulate, _any_read_only(x2, d2))
     return dW.finish()
 
 
@@ -593,7 +623,8 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     d2 = dout.reshape(1, dout.shape[0]) if dout.ndim == 1 else dout
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
-    _db(_contig(d2), db.target, accumulate)
+    d2 = _contig(d2)
+    _db(d2, db.target, accumulate, _any_read_only(d2))
     return db.finish()
 
 
@@ -617,10 +648,12 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         dt = np.dtype(dtype)
         if dt not in _FLOATS:
             raise TypeError(f"warmup supports float32 and float64, got {dt}")
-        one = np.zeros(1, dt)
         lanes = _LANES[dt]
-        scratch = np.zeros(2 * lanes, dt)
-        for kernel in kernels.product:  # the parallel and the serial twin
-            kernel(one, 1, 1, one, 1, 1, one, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False, lanes, 16, 12, 12, 1, True)
-        kernels.column_sums(one, 1, 1, one, False)
-        kernels.row_product(one, 0, one, 1, one, 1, 1, one, True, lanes)
+        out, scratch = np.zeros(1, dt), np.zeros(2 * lanes, dt)
+        for ro in (False, True):  # writeable inputs, and read-only ones (see _flat)
+            one = _flat(np.zeros(1, dt), ro)
+            for kernel in kernels.product:  # the parallel and the serial twin
+                kernel(one, 1, 1, one, 1, 1, out, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False,
+                       lanes, 16, 12, 12, 1, True)
+            kernels.column_sums(one, 1, 1, out, False)
+            kernels.row_product(one, 0, one, 1, out, 1, 1, one, True, lanes)
