@@ -11,9 +11,10 @@ results as from Python, with these rules:
 * Threads: every call runs the *serial* twin on the calling thread, so a
   call inside the user's ``prange`` never nests a parallel region (which
   the ``workqueue`` layer aborts on). Parallelise the user's outer loop.
-* Memory: with every output given, C-contiguous operands and dx's packed
-  ``W.T`` within ``tuning.JIT_STACK_SCRATCH_BYTES``, a call allocates
-  nothing (the packing scratch is on the stack). Other layouts are copied.
+* Memory: with every output given, C-contiguous operands and packed
+  operands (dx's ``W.T``, a partial last panel of columns) within
+  ``tuning.JIT_STACK_SCRATCH_BYTES``, a call allocates nothing (the
+  packing scratch is on the stack). Other layouts are copied.
 
 Results are bitwise identical to the Python calls': the same register block
 over the same order of k; only the (result-neutral) blocking differs.
