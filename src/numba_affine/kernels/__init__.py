@@ -109,10 +109,9 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
             # ties go to more ranges: tasks side by side along a row would
             # share the cache lines at their panels' edges
             cost = ((groups * a_copy + ranges * b_copy) // unit, -ranges)
+            # (the most ranges always qualify: their groups reach every panel or enough tasks)
             if groups * ranges >= min(want, panels * most_ranges) and (best is None or cost < best[0]):
                 best = cost, ranges, groups
-        if best is None:
-            best = None, most_ranges, min(panels, max(-(-want // most_ranges), -(-panels // ng_max)))
         _, ranges, groups = best
     ng = -(-panels // groups)
     mt = -(-row_tiles // ranges) * 12

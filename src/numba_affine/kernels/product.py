@@ -12,7 +12,7 @@ from .register_block import register_block, register_block_narrow
 
 @register_jitable
 def scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b):
-    """Elements of scratch one thread of :func:`product` uses (0: none).
+    """Elements of scratch one task of :func:`product` uses (0: none).
 
     B's region (the task's packed panels, or the partial last panel) comes
     first, then A's packed block of ``mc`` rows.
