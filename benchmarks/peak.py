@@ -7,7 +7,8 @@ The FMA peak is a pure-FMA loop (twelve independent vector accumulators,
 the project's own ``vfma``) at the build's vector width. The product is
 ``affine_forward`` without bias at 1024 x 1024 x 1024 (numba-affine) against
 ``np.dot`` (numpy's BLAS), each timed in its own batches with a pause
-between them. On an AVX-512 host the AVX2 build's numpy is told to use
+between them (``numba_affine.bench.compare``: interleaved rounds of ~30 ms
+batches after 0.15 s pauses). On an AVX-512 host the AVX2 build's numpy is told to use
 OpenBLAS's Haswell kernels too (``OPENBLAS_CORETYPE=Haswell``), so that both
 libraries run at the same width, as on an AVX2 CPU.
 Prints one table per build; the figures in docs/tuning.md come from it.
@@ -95,15 +96,10 @@ def inner_loops() -> dict:
     return out
 
 
-def _best(fn, rounds=5, pause=0.15):
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
     fn()
-    times = []
-    for _ in range(rounds):
-        time.sleep(pause)
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return time.perf_counter() - t0
 
 
 def measure_here(threads: int) -> dict:
@@ -112,6 +108,7 @@ def measure_here(threads: int) -> dict:
 
     import numba_affine
     from numba_affine._simd import VECTOR_BYTES
+    from numba_affine.bench import compare
 
     fma_loop = _fma_loop()
     out = {"vector_bytes": VECTOR_BYTES, "threads": threads}
@@ -122,15 +119,17 @@ def measure_here(threads: int) -> dict:
         x = np.full(16 * (threads + 2) * 4, 1.0, dt)
         x[0], x[1] = 1.0, 1e-8
         steps = 10_000_000
-        t = min(_best(lambda: fma_loop(x, steps, threads), rounds=1, pause=0) for _ in range(5))
+        fma_loop(x, steps, threads)
+        t = min(_seconds(lambda: fma_loop(x, steps, threads)) for _ in range(5))
         peak = threads * steps * 12 * lanes * 2 / t / 1e9
         rng = np.random.default_rng(0)
         X = rng.standard_normal((N, D)).astype(dt)
         W = rng.standard_normal((D, H)).astype(dt)
         y = np.empty((N, H), dt)
         flops = 2.0 * N * D * H
-        ours = flops / _best(lambda: numba_affine.affine_forward(X, W, out=y)) / 1e9
-        theirs = flops / _best(lambda: np.dot(X, W, out=y)) / 1e9
+        t = compare({"ours": lambda: numba_affine.affine_forward(X, W, out=y), "numpy": lambda: np.dot(X, W, out=y)},
+                    rounds=5)
+        ours, theirs = flops / t["ours"] / 1e9, flops / t["numpy"] / 1e9
         out[dtype] = {"peak": peak, "numba_affine": ours, "numpy": theirs}
     return out
 
@@ -157,7 +156,7 @@ def table(name: str, results: list[dict]) -> str:
                 f"{dtype:>8} {r['threads']:>7} | {d['peak']:9.1f} | {d['numba_affine']:12.1f} {100 * d['numba_affine'] / d['peak']:6.0f}% "
                 f"| {d['numpy']:7.1f} {100 * d['numpy'] / d['peak']:6.0f}% | {d['numba_affine'] / d['numpy']:.2f}x"
             )
-    lines.append("GF/s; median of 5 runs, each library in its own runs with 0.15 s pauses")
+    lines.append("GF/s; median of 5 interleaved rounds (numba_affine.bench.compare), 0.15 s pauses")
     return "\n".join(lines)
 
 

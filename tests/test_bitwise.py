@@ -13,7 +13,7 @@ import pytest
 import bitwise
 import numba_affine as na
 from numba_affine._simd import VECTOR_BYTES
-from test_vector_width import _without_avx512
+from numba_affine.bench import avx2_environment
 
 
 def test_outputs_match_the_committed_digests():
@@ -38,9 +38,7 @@ def test_inputs_are_platform_independent_integers_scaled():
 
 @pytest.mark.skipif(VECTOR_BYTES != 64, reason="no AVX-512 here: the AVX2 build is the only build this machine runs")
 def test_the_avx2_build_gives_the_same_bits():
-    from numba.core.codegen import get_host_cpu_features
-
-    env = dict(os.environ, NUMBA_CPU_NAME="skylake", NUMBA_CPU_FEATURES=_without_avx512(get_host_cpu_features()))
+    env = dict(os.environ, **avx2_environment())
     here = Path(__file__).parent
     code = "import bitwise, numba_affine._simd as s; assert s.VECTOR_BYTES == 32; raise SystemExit(bitwise.main())"
     run = subprocess.run([sys.executable, "-c", code], env=env, cwd=here, capture_output=True, text=True, timeout=900)

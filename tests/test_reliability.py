@@ -50,6 +50,15 @@ def test_kernels_release_the_gil():
         assert dispatcher.targetoptions.get("nogil") is True
 
 
+
+def _child(*args, env=None, cwd=None, timeout=600) -> str:
+    """Run ``python *args`` in a fresh process; its stdout, after it exited 0."""
+    proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 FORK_SCRIPT = textwrap.dedent(
     """
     import multiprocessing as mp
@@ -123,9 +132,7 @@ def test_threading_layer_is_tbb_when_installed_unless_the_user_chose(setting):
     env.pop("NUMBA_THREADING_LAYER", None)
     if setting:
         env["NUMBA_THREADING_LAYER"] = setting
-    proc = subprocess.run([sys.executable, "-c", LAYER_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    layer, library = proc.stdout.split()
+    layer, library = _child("-c", LAYER_SCRIPT, env=env).split()
     if setting:
         assert layer == setting
     elif _tbb_installed():  # a default dependency on x86-64 Linux; Numba finds it through _jit
@@ -339,10 +346,7 @@ def test_an_edited_helper_is_compiled_afresh_not_loaded_stale(tmp_path):
     env.pop("NUMBA_AFFINE_NO_CACHE", None)
 
     def run():
-        proc = subprocess.run([sys.executable, "-c", STALE_SCRIPT], env=env, capture_output=True, text=True,
-                              timeout=600, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        value, hits, where = proc.stdout.split()
+        value, hits, where = _child("-c", STALE_SCRIPT, env=env, cwd=tmp_path).split()
         assert where.startswith(str(package))
         return float(value), int(hits)
 
@@ -391,9 +395,7 @@ def test_no_writable_cache_location_anywhere_still_works(tmp_path):
         print(_jit.OVERLOAD_OPTIONS["cache"], kernels.product.serial._cache.__class__.__name__, na.__file__)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    cached, cache_class, where = proc.stdout.split()
+    cached, cache_class, where = _child("-c", code, env=env, cwd=tmp_path, timeout=900).split()
     assert where.startswith(str(package))
     assert (cached, cache_class) == ("False", "NullCache")  # no cache, and no failure
 
@@ -449,9 +451,7 @@ def test_concurrent_parallel_calls_are_safe_on_every_layer(layer):
     if layer == "tbb" and not _tbb_installed():
         pytest.skip("the tbb wheel is not installed here")  # a default dependency on x86-64 Linux and Windows
     env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
-    proc = subprocess.run([sys.executable, "-c", CONCURRENT_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    running, concurrent = proc.stdout.split()
+    running, concurrent = _child("-c", CONCURRENT_SCRIPT, env=env).split()
     assert running == layer
     assert concurrent == ("False" if layer == "workqueue" else "True")
 
@@ -476,9 +476,7 @@ def test_import_changes_no_environment_and_loads_tbb_only_for_tbb(setting):
         env.pop(name, None)
     if setting:
         env["NUMBA_THREADING_LAYER"] = setting
-    proc = subprocess.run([sys.executable, "-c", SIDE_EFFECTS_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    mapped, loaded = proc.stdout.split()
+    mapped, loaded = _child("-c", SIDE_EFFECTS_SCRIPT, env=env).split()
     if setting:
         assert (mapped, loaded) == ("False", "False")
     elif _tbb_installed() and sys.platform.startswith("linux"):
@@ -510,9 +508,7 @@ def test_forked_children_run_serial_only_on_gnu_openmp(layer):
     if layer == "tbb" and not _tbb_installed():
         pytest.skip("the tbb wheel is not installed here")
     env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
-    proc = subprocess.run([sys.executable, "-c", FORK_LAYER_SCRIPT], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == [layer, "0"]
+    assert _child("-c", FORK_LAYER_SCRIPT, env=env).split() == [layer, "0"]
 
 
 START_METHOD_SCRIPT = textwrap.dedent(
@@ -543,9 +539,7 @@ def test_multiprocessing_spawn_and_forkserver_run_the_kernels(tmp_path, method):
         pytest.skip(f"{method} is not available on this platform")
     script = tmp_path / "start_method.py"
     script.write_text(START_METHOD_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["ok"]
+    assert _child(script, method).split() == ["ok"]
 
 
 def test_a_thread_keeps_one_scratch_buffer_per_dtype_of_at_most_64_mib(monkeypatch):
@@ -571,9 +565,6 @@ def test_numba_affine_no_cache_turns_the_cache_off():
         "print(_jit.OVERLOAD_OPTIONS['cache'], type(kernels.product.serial._cache).__name__)"
     )
     env = dict(os.environ, NUMBA_AFFINE_NO_CACHE="1")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["False", "NullCache"]
+    assert _child("-c", code, env=env).split() == ["False", "NullCache"]
     env.pop("NUMBA_AFFINE_NO_CACHE")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.stdout.split() == ["True", "_DigestCache"]
+    assert _child("-c", code, env=env).split() == ["True", "_DigestCache"]

@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 from numba.core import config
-from numba.core.codegen import get_host_cpu_features
 
 from numba_affine._simd import VECTOR_BYTES
-
-
-def _without_avx512(features: str) -> str:
-    """The host's LLVM feature string with every AVX-512 (and AVX-512-based) feature off."""
-    out = []
-    for flag in features.split(","):
-        name = flag[1:]
-        if name.startswith(("avx512", "avx10", "amx", "evex512")):
-            flag = "-" + name
-        out.append(flag)
-    return ",".join(out)
+from numba_affine.bench import avx2_environment
 
 
 def _cpuinfo_flags() -> set[str]:
@@ -47,11 +36,7 @@ def test_width_matches_the_cpu_flags_the_kernel_reports():
     reason="this machine has no AVX-512: the whole suite already runs the 32-byte kernels",
 )
 def test_kernels_at_the_avx2_width():
-    env = dict(
-        os.environ,
-        NUMBA_CPU_NAME="skylake",  # AVX2 + FMA, no AVX-512
-        NUMBA_CPU_FEATURES=_without_avx512(get_host_cpu_features()),
-    )
+    env = dict(os.environ, **avx2_environment())  # AVX2 + FMA, no AVX-512
     here = Path(__file__).parent
     width = subprocess.run(
         [sys.executable, "-c", "from numba_affine._simd import VECTOR_BYTES; print(VECTOR_BYTES)"],

@@ -45,6 +45,8 @@ _ndarray = np.ndarray
 #: An empty array per dtype, passed as the bias when there is none.
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 
+_LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
+
 
 def _flat(a: np.ndarray, read_only: bool) -> np.ndarray:
     """C-contiguous ``a`` as a flat view; read-only when ``read_only``.
@@ -53,7 +55,8 @@ def _flat(a: np.ndarray, read_only: bool) -> np.ndarray:
     is another type. A call with any read-only input (``np.load(mmap_mode="r")``,
     ``np.frombuffer``, Dask's blocks) passes all its inputs read-only, so
     there are two specializations, not one per mix, and :func:`warmup`
-    compiles both. Writeable calls skip the flag (it costs ~0.2 µs an array).
+    compiles both. Writeable calls keep their type: setting the flag on
+    every call would cost more than a small product (docs/tuning.md).
     """
     v = a.reshape(-1)
     if read_only:
@@ -66,7 +69,10 @@ def _any_read_only(*arrays) -> bool:
         if a is not None and not a.flags.writeable:
             return True
     return False
-_LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
+
+
+#: The empty bias, writeable and read-only, per dtype.
+_NO_BIAS = {ro: {dt: _flat(e, ro) for dt, e in _EMPTY.items()} for ro in (False, True)}
 
 # A process forked after a parallel kernel ran on GNU OpenMP must not start
 # a parallel region again (the child is killed: "fork() called from a
@@ -161,7 +167,7 @@ def _forward(x2, W, b, y2, ro=False):
     """y2 = x2 . W (+ b), all C-contiguous; b may be None; ``ro``: pass the inputs read-only."""
     N, D = x2.shape
     H = W.shape[1]
-    bias = _flat(_EMPTY[y2.dtype] if b is None else b, ro)
+    bias = _NO_BIAS[ro][y2.dtype] if b is None else (_flat(b, True) if ro else b)
     if N == 1:  # one sample: one pass over W, no rows computed in vain
         kernels.row_product(_flat(x2, ro), 0, _flat(W, ro), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[y2.dtype])
         return
@@ -172,7 +178,7 @@ def _dx(d2, W, dx2, ro=False):
     """dx2 = d2 . W.T (C-contiguous)."""
     N, H = d2.shape
     D = W.shape[0]
-    _product(_flat(d2, ro), H, 1, _flat(W, ro), 1, H, dx2.reshape(-1), D, N, H, D, _flat(_EMPTY[dx2.dtype], ro),
+    _product(_flat(d2, ro), H, 1, _flat(W, ro), 1, H, dx2.reshape(-1), D, N, H, D, _NO_BIAS[ro][dx2.dtype],
              False, False, False, True)
 
 
@@ -180,7 +186,7 @@ def _dw(x2, d2, dW, accumulate, ro=False):
     """dW (+)= x2.T . d2 (C-contiguous)."""
     N, D = x2.shape
     H = d2.shape[1]
-    _product(_flat(x2, ro), 1, D, _flat(d2, ro), H, 1, dW.reshape(-1), H, D, N, H, _flat(_EMPTY[dW.dtype], ro),
+    _product(_flat(x2, ro), 1, D, _flat(d2, ro), H, 1, dW.reshape(-1), H, D, N, H, _NO_BIAS[ro][dW.dtype],
              False, accumulate, True, False)
 
 

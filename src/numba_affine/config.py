@@ -23,10 +23,11 @@ _LAYER_MODULES = (("tbb", "tbbpool"), ("omp", "omppool"), ("workqueue", "workque
 
 def _threading_layer() -> tuple[str, str]:
     """(layer, how it was decided)."""
-    try:
-        return numba.threading_layer(), "running"
-    except ValueError:  # no parallel region has run in this process yet
-        pass
+    from .api import _running_layer
+
+    running = _running_layer()
+    if running is not None:
+        return running, "running"
     chosen = numba.config.THREADING_LAYER
     if chosen in {name for name, _ in _LAYER_MODULES}:
         return chosen, "NUMBA_THREADING_LAYER"

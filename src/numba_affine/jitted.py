@@ -255,11 +255,15 @@ def _out_ok(out, shape, accumulate, a, b, c):
         return not accumulate
     if out.shape != shape:
         return False
-    lo, hi = _extent(out)
-    for other in (_extent(a), _extent(b), _extent(c)):
-        if lo < other[1] and other[0] < hi:
-            return False
-    return True
+    return not (_overlap(out, a) or _overlap(out, b) or _overlap(out, c))
+
+
+@register_jitable
+def _overlap(a, b):
+    """Whether ``a`` and ``b`` may share memory (numpy's ``may_share_memory`` bounds)."""
+    lo, hi = _extent(a)
+    other_lo, other_hi = _extent(b)
+    return lo < other_hi and other_lo < hi
 
 
 def _apart(a, b):
@@ -271,12 +275,7 @@ def _apart_ol(a, b):
     if _absent(a) or _absent(b):
         return lambda a, b: True
 
-    def impl(a, b):
-        lo, hi = _extent(a)
-        other = _extent(b)
-        return not (lo < other[1] and other[0] < hi)
-
-    return impl
+    return lambda a, b: not _overlap(a, b)
 
 
 @register_jitable

@@ -17,13 +17,18 @@ def scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b):
     B's region (the task's packed panels, or the partial last panel) comes
     first, then A's packed block of ``mc`` rows.
     """
-    nr = 2 * lanes
     kc = min(kc_max, K)
-    b_room = (ng if pack_b else 1) * kc * nr
     a_room = (mc + 11) // 12 * 12 * kc + lanes if pack_a else 0
-    if pack_b or pack_a or P % nr != 0:
-        return b_room + a_room
+    if pack_b or pack_a or P % (2 * lanes) != 0:
+        return b_room(K, lanes, kc_max, ng, pack_b) + a_room
     return 0
+
+
+@register_jitable
+def b_room(K, lanes, kc_max, ng, pack_b):
+    """Elements of a task's scratch slot before A's block: its packed panels of
+    B, or the one partial panel."""
+    return (ng if pack_b else 1) * min(kc_max, K) * 2 * lanes
 
 
 @twin_kernels
@@ -86,7 +91,7 @@ def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accu
     k_blocks = max(1, (K + kc_max - 1) // kc_max)
     edge = P % nr != 0 and not pack_b
     slots = max(1, S.size // max(1, slot))
-    b_room = (ng if pack_b else 1) * min(kc_max, K) * nr
+    a_slot = b_room(K, lanes, kc_max, ng, pack_b)
     for t in prange(ranges * groups):
         base = (t % slots) * slot
         i0 = (t // groups) * mt
@@ -106,8 +111,8 @@ def product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accu
             for s0 in range(i0, i1, mc):
                 rows = min(i1, s0 + mc) - s0
                 if pack_a:
-                    pack_columns_of_a(A, a_ks, M, s0, rows, k0, kc, lanes, S, base + b_room)
-                    src_a, a0, rs, bs, ks = S, base + b_room, 1, 6 * kc, 6
+                    pack_columns_of_a(A, a_ks, M, s0, rows, k0, kc, lanes, S, base + a_slot)
+                    src_a, a0, rs, bs, ks = S, base + a_slot, 1, 6 * kc, 6
                 else:
                     src_a, a0, rs, bs, ks = A, s0 * a_rs + k0 * a_ks, a_rs, 6 * a_rs, a_ks
                 # (start row, rows) of each call: all mc rows, or 12 at a time
