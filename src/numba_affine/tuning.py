@@ -47,6 +47,11 @@ ROWS_FIRST_MAX_BYTES = 128 << 10
 #: a thread slowed by another process leaves its share to the others.
 TASKS_PER_THREAD = 4
 
+#: When a product packs both operands (dW's x.T and dout), every task past
+#: one per thread copies a block of one of them again: such a product is
+#: cut into this many tasks per thread instead.
+PACKED_TASKS_PER_THREAD = 1
+
 #: B (W, or dout for dW) is packed into panels when its rows are at least
 #: this many bytes apart and at least ``PACK_B_MIN_ROWS`` rows of A reuse
 #: it; otherwise the register block reads it in place (no copy: small

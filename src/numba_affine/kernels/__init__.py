@@ -94,7 +94,7 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
         kernel, ranges, groups = product.serial, 1, -(-panels // ng_max)
     else:
         kernel = product.parallel
-        want = threads * tuning.TASKS_PER_THREAD
+        want = threads * (tuning.PACKED_TASKS_PER_THREAD if pack_a and pack_b else tuning.TASKS_PER_THREAD)
         # every task packs what it uses: A's rows once per group of panels,
         # B's panels once per range of rows; cut so that the least is
         # copied (in units of 1/1024 of the multiply-adds: an element copied
