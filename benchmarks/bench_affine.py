@@ -9,11 +9,10 @@ as the timed call.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
-from .common import DTYPES, SHAPES, SeedNumpyAffine, flops, inputs, numpy_backward, numpy_forward, require
+from .common import DTYPES, SHAPES, SeedNumpyAffine, compare, flops, inputs, numpy_backward, numpy_forward, require
 
 LABELS = list(SHAPES)
 
@@ -22,6 +21,13 @@ class _Shaped:
     params = (LABELS, DTYPES)
     param_names = ["shape", "dtype"]
     timeout = 600  # the first process of a fresh environment compiles the kernels
+    # a sample is at least 20 ms of back-to-back calls (thousands at the seed's
+    # size, where one call is a few microseconds), after 0.2 s of untimed calls;
+    # 5-10 samples per process, 2 processes: finite confidence intervals
+    sample_time = 0.02
+    warmup_time = 0.2
+    repeat = (5, 10, 10.0)
+    rounds = 2
 
     def setup(self, label, dtype):
         self.x, self.W, self.b, self.dout = inputs(label, dtype)
@@ -105,30 +111,14 @@ class LayerStep(_Shaped):
         self.seed_layer.backward(self.dout)
 
 
-def _median_seconds(fn, rounds: int = 7, budget: float = 0.02) -> float:
-    fn()
-    number = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        if time.perf_counter() - t0 >= budget or number >= 1 << 16:
-            break
-        number *= 4
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return float(np.median(samples))
-
-
 class Throughput(_Shaped):
     """Derived figures: GFLOP/s, and the speed-up over numpy measured in the
-    same process (median of 7 rounds; numpy and numba-affine alternate)."""
+    same process by ``python -m numba_affine.bench``'s method
+    (:func:`common.compare`: interleaved ~30 ms batches after 0.15 s pauses,
+    median of 7 rounds)."""
 
     unit = "GFLOP/s"
+    rounds = 1  # each value is already a median over rounds
 
     def setup(self, label, dtype):
         super().setup(label, dtype)
@@ -139,20 +129,14 @@ class Throughput(_Shaped):
         self.work = {"forward": flops(SHAPES[label]), "backward": 2 * flops(SHAPES[label])}
 
     def _speedup(self, which):
-        ratios = []
-        for _ in range(3):
-            t_np = _median_seconds(self.numpy[which], rounds=3)
-            time.sleep(0.15)
-            t_ours = _median_seconds(self.ours[which], rounds=3)
-            time.sleep(0.15)
-            ratios.append(t_np / t_ours)
-        return float(np.median(ratios))
+        t = compare({"numpy": self.numpy[which], "ours": self.ours[which]})
+        return t["numpy"] / t["ours"]
 
     def track_gflops_forward(self, label, dtype):
-        return self.work["forward"] / _median_seconds(self.ours["forward"]) / 1e9
+        return self.work["forward"] / compare({"ours": self.ours["forward"]})["ours"] / 1e9
 
     def track_gflops_backward(self, label, dtype):
-        return self.work["backward"] / _median_seconds(self.ours["backward"]) / 1e9
+        return self.work["backward"] / compare({"ours": self.ours["backward"]})["ours"] / 1e9
 
     def track_speedup_forward(self, label, dtype):
         return self._speedup("forward")
@@ -183,6 +167,9 @@ class JittedStep:
     params = (DTYPES,)
     param_names = ["dtype"]
     timeout = 600
+    sample_time = 0.02
+    warmup_time = 0.2
+    repeat = (5, 10, 10.0)
 
     def setup(self, dtype):
         self.bench = _jitted_step_tools()

@@ -7,6 +7,7 @@ The input maker and the seed's numpy formulas are the tests' own
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,39 @@ def inputs(label: str, dtype: str):
     return make_inputs(*SHAPES[label], np.dtype(dtype))
 
 
+#: The method of ``python -m numba_affine.bench`` (``numba_affine.bench.compare``),
+#: copied here so that every commit of the history is measured the same way
+#: whatever its own bench module does: batches of ~30 ms, each after a
+#: 0.15 s pause (OpenBLAS's workers spin ~0.1 s after a call), the libraries
+#: interleaved, the median of the rounds.
+SETTLE_SECONDS = 0.15
+BATCH_SECONDS = 0.03
+
+
+def _calls_per_batch(fn) -> int:
+    time.sleep(SETTLE_SECONDS)
+    fn()
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < BATCH_SECONDS:
+        fn()
+        count += 1
+    return max(1, count)
+
+
+def compare(fns: dict, rounds: int = 7) -> dict:
+    """Median seconds per call of each function, timed in interleaved rounds (as the bench CLI)."""
+    numbers = {name: _calls_per_batch(fn) for name, fn in fns.items()}
+    times: dict = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(SETTLE_SECONDS)
+            t0 = time.perf_counter()
+            for _ in range(numbers[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / numbers[name])
+    return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
 class SeedNumpyAffine:
     """The seed notebook's Affine class, verbatim in behaviour."""
 
@@ -75,4 +109,4 @@ class SeedNumpyAffine:
         return dx
 
 
-__all__ = ["SHAPES", "DTYPES", "flops", "require", "inputs", "numpy_forward", "numpy_backward", "SeedNumpyAffine"]
+__all__ = ["SHAPES", "DTYPES", "compare", "flops", "require", "inputs", "numpy_forward", "numpy_backward", "SeedNumpyAffine"]
