@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from numba_affine.bench import avx2_environment
-
 SHAPE = (1024, 1024, 1024)
 
 
@@ -164,6 +162,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--isa", choices=("native", "avx2", "both"), default="both")
     args = parser.parse_args(argv)
+    # imported here: asv imports every module in benchmarks/ against old commits too
+    from numba_affine.bench import avx2_environment
+
     cores = os.cpu_count() or 1
     builds = []
     from numba_affine._simd import VECTOR_BYTES
