@@ -34,7 +34,7 @@ import numba_affine as na
 from numba_affine import kernels
 from numba_affine.bench import compare
 
-lanes, kc_max = 4, kernels.plan(1, 1, 1, 8, 1, False, False).kc_max
+lanes, kc_max = kernels.lanes_of(8), kernels.plan(1, 1, 1, 8, 1, False, False).kc_max
 product = kernels.product.serial
 
 def direct(const):
