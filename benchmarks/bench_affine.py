@@ -9,7 +9,6 @@ as the timed call.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .common import DTYPES, SHAPES, SeedNumpyAffine, compare, flops, inputs, numpy_backward, numpy_forward, require

@@ -31,7 +31,7 @@ import sys, time
 variant = sys.argv[1]
 import numpy as np, numba
 import numba_affine as na
-from numba_affine import kernels
+from numba_affine import kernels, tuning
 from numba_affine.bench import compare
 
 lanes, kc_max = kernels.lanes_of(8), kernels.plan(1, 1, 1, 8, 1, False, False).kc_max
@@ -48,10 +48,10 @@ def direct(const):
             raise ValueError("affine_forward: x has " + str(D) + " columns but W has " + str(W.shape[0]) + " rows")
         y = np.empty((N, H), x.dtype)
         mt = max(1, (N + 11) // 12) * 12
-        mc = min(mt, 120)
+        mc = min(mt, tuning.MC_MAX // 12 * 12)
         ng = max(1, (H + 2 * lanes - 1) // (2 * lanes))
         slot = kernels.scratch_slot(D, H, lanes, kc_max, mc, ng, False, False)
-        by_rows = kernels.rows_first(D, ng, 2 * lanes, 8, kc_max, 128 << 10)
+        by_rows = kernels.rows_first(D, ng, 2 * lanes, 8, kc_max, tuning.ROWS_FIRST_MAX_BYTES)
         product(x.reshape(-1), D, 1, W.reshape(-1), H, 1, y.reshape(-1), H, N, D, H, b, True, False, S, slot,
                 False, False, lanes, kc_max, mc, mt, ng, by_rows)
         return y

@@ -104,7 +104,7 @@ def vendor(html_dir: Path, cache: Path) -> list[Path]:
     changed = []
     for page in sorted(html_dir.rglob("*.html")):
         text = page.read_text(encoding="utf-8")
-        rel = Path(*[".."] * (len(page.relative_to(html_dir).parts) - 1)) if page.parent != html_dir else Path()
+        rel = Path(*[".."] * (len(page.relative_to(html_dir).parts) - 1))
 
         def local(m: re.Match) -> str:
             kind, url = m.group(1), m.group(2)

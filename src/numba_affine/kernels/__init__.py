@@ -97,8 +97,9 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
         want = threads * (tuning.PACKED_TASKS_PER_THREAD if pack_a and pack_b else tuning.TASKS_PER_THREAD)
         # every task packs what it uses: A's rows once per group of panels,
         # B's panels once per range of rows; cut so that the least is
-        # copied (in units of 1/1024 of the multiply-adds: an element copied
-        # costs about as much as a thousand of them in vector FMAs)
+        # copied, counted in units of 1/1024 of the multiply-adds (smaller
+        # differences tie). A copied element costs ~30 multiply-adds
+        # (docs/tuning.md), so a product packing both asks for fewer tasks.
         unit = M * K * P // 1024 + 1
         a_copy = M * K if pack_a else 0
         b_copy = K * P if pack_b else 0
