@@ -2,7 +2,10 @@
 
 Every check happens here, in Python, before any kernel runs, so a bad call
 raises a clean ``TypeError`` / ``ValueError`` naming the shapes or dtypes at
-fault and leaves every argument untouched. Kernels receive C-contiguous
+fault and leaves every argument untouched. The shape checks are
+:mod:`numba_affine._checks`, which users' jitted code runs too (the
+overloads in :mod:`numba_affine.jitted`): both raise the same
+:class:`~numba_affine._checks.ShapeError` with the same message. Kernels receive C-contiguous
 arrays of one dtype; any other memory layout is copied into a contiguous
 buffer for the duration of the call (the caller's arrays are never copied
 into anything that outlives the call, and never modified).
@@ -27,7 +30,8 @@ import numba
 import numpy as np
 from numba import get_num_threads, set_parallel_chunksize
 
-from . import kernels, tuning
+from . import _checks, kernels, tuning
+from ._checks import NAMES, SHARES, ShapeError
 
 __all__ = [
     "affine_forward",
@@ -258,7 +262,7 @@ def _same_dtype(**arrays: np.ndarray) -> np.dtype:
 def _weights(W) -> np.ndarray:
     W = _array("W", W)
     if W.ndim != 2:
-        raise ValueError(f"W must be 2-D with shape (D, H), got shape {W.shape}")
+        raise ShapeError(_checks.W_NDIM, W.shape)
     return W
 
 
@@ -269,46 +273,17 @@ def check_parameters(W, b) -> np.dtype:
         return W.dtype
     b = _array("b", b)
     _same_dtype(W=W, b=b)
-    if b.shape != (W.shape[1],):
-        raise ValueError(f"b has shape {b.shape} but W has shape {W.shape}: expected b of shape ({W.shape[1]},)")
+    _checks.check_parameters(W, b)
     return W.dtype
 
 
-def _flat_x(x: np.ndarray, W_shape: tuple | None) -> np.ndarray:
-    """x as a 2-D (N, D) array: 1-D is one sample, N-D is flattened as in the book."""
-    if x.ndim == 0:
-        raise ValueError("x must have at least 1 dimension (one sample), got shape ()")
-    if x.ndim == 1:
-        x2 = x.reshape(1, x.shape[0])
-    elif x.ndim == 2:
-        x2 = x
-    else:
-        width = 1
-        for s in x.shape[1:]:
-            width *= s
-        x2 = x.reshape(x.shape[0], width)
-    if W_shape is not None and x2.shape[1] != W_shape[0]:
-        flat = f" (flattened to {x2.shape})" if x.ndim > 2 else ""
-        raise ValueError(
-            f"x has shape {x.shape}{flat} but W has shape {W_shape}: "
-            f"x's feature width {x2.shape[1]} must equal W.shape[0] = {W_shape[0]}"
-        )
-    return x2
-
-
-def _dout_2d(dout: np.ndarray, N: int | None, H: int, one_sample: bool | None, who: str) -> np.ndarray:
-    """dout as (N, H); checks it against the expected batch and width."""
-    if dout.ndim == 1 and one_sample is not False:
-        d2 = dout.reshape(1, dout.shape[0])
-    elif dout.ndim == 2 and one_sample is not True:
-        d2 = dout
-    else:
-        d2 = None
-    if d2 is None or d2.shape[1] != H or (N is not None and d2.shape[0] != N):
-        one = one_sample if one_sample is not None else dout.ndim == 1
-        want = f"({H},)" if one else f"({'N' if N is None else N}, {H})"
-        raise ValueError(f"dout has shape {dout.shape} but {who}: expected dout of shape {want}")
-    return d2
+def _rows(a: np.ndarray) -> np.ndarray:
+    """Checked x (or dout) as 2-D (N, width): 1-D is one sample, N-D is flattened as in the book."""
+    if a.ndim == 2:
+        return a
+    if a.ndim == 1:
+        return a.reshape(1, a.shape[0])
+    return a.reshape(a.shape[0], _checks.feature_width(a))
 
 
 def _flag(name: str, value) -> bool:
@@ -324,7 +299,7 @@ def _separate(**outs) -> None:
     for i, (first, a) in enumerate(given):
         for second, b in given[i + 1 :]:
             if np.may_share_memory(a, b):
-                raise ValueError(f"{first} shares memory with {second}; pass separate arrays")
+                raise ShapeError(SHARES, NAMES.index(first), NAMES.index(second))
 
 
 def _contig(a: np.ndarray) -> np.ndarray:
@@ -342,23 +317,19 @@ class _Out:
 
     def __init__(self, name: str, out, shape: tuple, dtype: np.dtype, accumulate: bool, inputs=()):
         if out is None:
-            if accumulate:
-                raise ValueError(f"accumulate=True needs {name}= (the array to add into)")
+            _checks.check_out(None, NAMES.index(name), shape, accumulate)
             self.user = None
             self.target = np.empty(shape, dtype)
             return
         if type(out) is not np.ndarray:
             raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
         if out.shape != shape or out.dtype != dtype:
-            raise ValueError(
-                f"{name} has shape {out.shape} and dtype {out.dtype} but the result has "
-                f"shape {shape} and dtype {dtype}"
-            )
+            raise ShapeError(_checks.OUT_SHAPE, NAMES.index(name), out.shape, out.dtype, shape, dtype)
         if not out.flags.writeable:
             raise ValueError(f"{name} is read-only; pass a writeable array")
         for in_name, a in inputs:
             if np.may_share_memory(out, a):
-                raise ValueError(f"{name} shares memory with {in_name}; pass a separate array")
+                raise ShapeError(SHARES, NAMES.index(name), NAMES.index(in_name))
         self.user = out
         if out.flags.c_contiguous:
             self.target = out
@@ -434,12 +405,9 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
         dt = _operands(x=x, W=W)
     else:
         dt = _operands(x=x, W=W, b=b)
-    if W.ndim != 2:
-        _weights(W)
+    _checks.check_forward(x, W, b, b is not None)
     D, H = W.shape
-    if b is not None and b.shape != (H,):
-        check_parameters(W, b)
-    x2 = _flat_x(x, W.shape)
+    x2 = _rows(x)
     N = x2.shape[0]
     inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
     y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
@@ -511,12 +479,11 @@ def affine_backward(
                 return dx, dW, db
     accumulate = _flag("accumulate", accumulate)
     dt = _operands(dout=dout, x=x, W=W)
-    if W.ndim != 2:
-        _weights(W)
+    _checks.check_backward(dout, x, W)
     D, H = W.shape
-    x2 = _flat_x(x, W.shape)
+    x2 = _rows(x)
     N = x2.shape[0]
-    d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape} and W has shape {W.shape}")
+    d2 = _rows(dout)
     inputs = (("dout", dout), ("x", x), ("W", W))
     dx = _Out("dx_out", dx_out, x.shape, dt, False, inputs)
     dW = _Out("dW_out", dW_out, (D, H), dt, accumulate, inputs)
@@ -552,9 +519,9 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     (20, 50)
     """
     dt = _operands(dout=dout, W=W)
-    W = _weights(W)
+    _checks.check_dx(dout, W)
     D, H = W.shape
-    d2 = _dout_2d(dout, None, H, None, f"W has shape {W.shape}")
+    d2 = _rows(dout)
     N = d2.shape[0]
     shape = (D,) if dout.ndim == 1 else (N, D)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
@@ -588,12 +555,11 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     """
     accumulate = _flag("accumulate", accumulate)
     dt = _operands(x=x, dout=dout)
-    x2 = _flat_x(x, None)
+    _checks.check_dw(x, dout)
+    x2 = _rows(x)
     N, D = x2.shape
-    if dout.ndim not in (1, 2):
-        raise ValueError(f"dout has shape {dout.shape} but x has shape {x.shape}: expected dout of shape ({N}, H)")
     H = dout.shape[-1]
-    d2 = _dout_2d(dout, N, H, x.ndim == 1, f"x has shape {x.shape}")
+    d2 = _rows(dout)
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     x2, d2 = _contig(x2), _contig(d2)
     _dw(x2, d2, dW.target, accumulate, _any_read_only(x2, d2))
@@ -624,9 +590,8 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     """
     accumulate = _flag("accumulate", accumulate)
     dt = _operands(dout=dout)
-    if dout.ndim not in (1, 2):
-        raise ValueError(f"dout must have shape (N, H) or (H,), got shape {dout.shape}")
-    d2 = dout.reshape(1, dout.shape[0]) if dout.ndim == 1 else dout
+    _checks.check_db(dout)
+    d2 = _rows(dout)
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     d2 = _contig(d2)

@@ -7,7 +7,8 @@ results as from Python, with these rules:
 
 * Checks: a dtype other than float32/float64, mixed dtypes, a 0-d array or
   a read-only output fail when the function is compiled (``TypingError``
-  naming them); wrong shapes raise ``ValueError`` naming them, as from Python.
+  naming them); wrong shapes raise the ``ValueError`` the Python call
+  raises: both run the same checks (:mod:`numba_affine._checks`).
 * Threads: every call runs the *serial* twin on the calling thread, so a
   call inside the user's ``prange`` never nests a parallel region (which
   the ``workqueue`` layer aborts on). Parallelise the user's outer loop.
@@ -27,9 +28,9 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.core.errors import TypingError
-from numba import objmode
 from numba.extending import intrinsic, overload, register_jitable
 
+from . import _checks as c
 from . import api, kernels, tuning
 from .kernels import rows_first, scratch_slot
 from ._jit import OVERLOAD_OPTIONS
@@ -248,17 +249,6 @@ def _extent(a):
 
 
 @register_jitable
-def _out_ok(out, shape, accumulate, a, b, c):
-    """An absent ``out`` without ``accumulate``, or an ``out`` of ``shape`` sharing no
-    memory with the inputs ``a``, ``b``, ``c``."""
-    if out is None:
-        return not accumulate
-    if out.shape != shape:
-        return False
-    return not (_overlap(out, a) or _overlap(out, b) or _overlap(out, c))
-
-
-@register_jitable
 def _overlap(a, b):
     """Whether ``a`` and ``b`` may share memory (numpy's ``may_share_memory`` bounds)."""
     lo, hi = _extent(a)
@@ -266,52 +256,35 @@ def _overlap(a, b):
     return lo < other_hi and other_lo < hi
 
 
-def _apart(a, b):
-    """Two outputs share no memory (either absent is fine)."""
-
-
-@overload(_apart, jit_options=OVERLOAD_OPTIONS)
-def _apart_ol(a, b):
-    if _absent(a) or _absent(b):
-        return lambda a, b: True
-
-    return lambda a, b: not _overlap(a, b)
-
-
 @register_jitable
-def _width(x):
-    """x's feature width: its length if 1-D, else the product of its trailing dimensions."""
-    if x.ndim == 1:
-        return x.shape[0]
-    width = 1
-    for n in x.shape[1:]:
-        width *= n
-    return width
+def _apart(out, name, a, a_name):
+    """A ``ShapeError`` if ``out`` (absent: ``None``) may share memory with ``a``."""
+    if out is not None and _overlap(out, a):
+        raise c.ShapeError(c.SHARES, name, a_name)
 
 
 @register_jitable
 def _rows(a):
     """C-contiguous ``a`` as (N, width): 1-D is one row, N-D flattened as in the book."""
-    return _view(a, (1 if a.ndim == 1 else a.shape[0], _width(a)))
+    return _view(a, (1 if a.ndim == 1 else a.shape[0], c.feature_width(a)))
 
 
 @register_jitable
-def _dout_fits(dout, N, H, one_sample):
-    """dout is (H,) after a 1-D x, else (N, H); ``N < 0`` accepts any batch."""
-    if dout.ndim != (1 if one_sample else 2) or dout.shape[-1] != H:
-        return False
-    return N < 0 or dout.ndim == 1 or dout.shape[0] == N
+def _apart_from_inputs(out, name, dout, x, W):
+    _apart(out, name, dout, c.DOUT)
+    _apart(out, name, x, c.X)
+    _apart(out, name, W, c.W_)
 
 
-def _explain(fn, *args, **kwargs):
-    """Raise the error that the Python call raises for arguments jitted code found wrong.
+def _apart_outputs(a, a_name, b, b_name):
+    """Two outputs (either may be absent) share no memory."""
 
-    Jitted code checks shapes with integer comparisons only; the message
-    (shapes printed as tuples) comes from the one implementation of the
-    checks, in :mod:`numba_affine.api`, run here in object mode.
-    """
-    fn(*args, **kwargs)
-    raise ValueError(f"{fn.__name__}: the arguments' shapes do not fit")  # the two checks disagree: a bug
+
+@overload(_apart_outputs, jit_options=OVERLOAD_OPTIONS)
+def _apart_outputs_ol(a, a_name, b, b_name):
+    if _absent(a) or _absent(b):
+        return lambda a, a_name, b, b_name: None
+    return lambda a, a_name, b, b_name: _apart(a, a_name, b, b_name)
 
 
 # ---------------------------------------------------------------- the products (serial twin)
@@ -375,21 +348,24 @@ def _db(d2, db, accumulate):
 def _affine_forward(x, W, b=None, out=None):
     dt = _check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out)
     lanes, kc_max = _blocking(dt)
+    no_bias = _absent(b)
 
     def impl(x, W, b=None, out=None):
+        if no_bias:
+            c.check_forward(x, W, W, False)
+        else:
+            c.check_forward(x, W, b, True)
         H = W.shape[-1]
         N = 1 if x.ndim == 1 else x.shape[0]
         shape = (H,) if x.ndim == 1 else (N, H)
-        ok = W.ndim == 2 and _width(x) == W.shape[0]
-        if b is not None:
-            ok = ok and b.shape == (H,) and _out_ok(out, shape, False, b, b, b)
-        ok = ok and _out_ok(out, shape, False, x, W, W)
-        if not ok:
-            with objmode():
-                _explain(api.affine_forward, x, W, b, out=out)
+        c.check_out(out, c.OUT, shape, False)
+        _apart(out, c.OUT, x, c.X)
+        _apart(out, c.OUT, W, c.W_)
+        if not no_bias:
+            _apart(out, c.OUT, b, c.B)
         x2 = _rows(_contiguous(x))
         y = _target(out, shape, W, False)
-        if b is None:
+        if no_bias:
             _forward(x2, _contiguous(W), _nothing(W), False, _view(y, (N, H)), lanes, kc_max)
         else:
             _forward(x2, _contiguous(W), _contiguous(b), True, _view(y, (N, H)), lanes, kc_max)
@@ -404,14 +380,13 @@ def _affine_dx(dout, W, out=None):
     lanes, kc_max = _blocking(dt)
 
     def impl(dout, W, out=None):
+        c.check_dx(dout, W)
         D = W.shape[0]
         N = 1 if dout.ndim == 1 else dout.shape[0]
         shape = (D,) if dout.ndim == 1 else (N, D)
-        ok = W.ndim == 2 and dout.ndim <= 2 and _dout_fits(dout, -1, W.shape[-1], dout.ndim == 1)
-        ok = ok and _out_ok(out, shape, False, dout, W, W)
-        if not ok:
-            with objmode():
-                _explain(api.affine_dx, dout, W, out=out)
+        c.check_out(out, c.OUT, shape, False)
+        _apart(out, c.OUT, dout, c.DOUT)
+        _apart(out, c.OUT, W, c.W_)
         dx = _target(out, shape, W, False)
         _dx(_rows(_contiguous(dout)), _contiguous(W), _view(dx, (N, D)), lanes, kc_max)
         return _finish(out, dx)
@@ -425,13 +400,12 @@ def _affine_dw(x, dout, out=None, accumulate=False):
     lanes, kc_max = _blocking(dt)
 
     def impl(x, dout, out=None, accumulate=False):
-        N = 1 if x.ndim == 1 else x.shape[0]
-        D = _width(x)
+        c.check_dw(x, dout)
+        D = c.feature_width(x)
         H = dout.shape[-1]
-        ok = _dout_fits(dout, N, H, x.ndim == 1) and _out_ok(out, (D, H), accumulate, x, dout, dout)
-        if not ok:
-            with objmode():
-                _explain(api.affine_dw, x, dout, out=out, accumulate=accumulate)
+        c.check_out(out, c.OUT, (D, H), accumulate)
+        _apart(out, c.OUT, x, c.X)
+        _apart(out, c.OUT, dout, c.DOUT)
         dW = _target(out, (D, H), x, accumulate)
         _dw(_rows(_contiguous(x)), _rows(_contiguous(dout)), dW, accumulate, lanes, kc_max)
         return _finish(out, dW)
@@ -444,11 +418,10 @@ def _affine_db(dout, out=None, accumulate=False):
     _check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out)
 
     def impl(dout, out=None, accumulate=False):
+        c.check_db(dout)
         H = dout.shape[-1]
-        ok = dout.ndim <= 2 and _out_ok(out, (H,), accumulate, dout, dout, dout)
-        if not ok:
-            with objmode():
-                _explain(api.affine_db, dout, out=out, accumulate=accumulate)
+        c.check_out(out, c.OUT, (H,), accumulate)
+        _apart(out, c.OUT, dout, c.DOUT)
         db = _target(out, (H,), dout, accumulate)
         _db(_rows(_contiguous(dout)), db, accumulate)
         return _finish(out, db)
@@ -465,16 +438,20 @@ def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumula
     lanes, kc_max = _blocking(dt)
 
     def impl(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
+        c.check_backward(dout, x, W)
         D = W.shape[0]
         H = W.shape[-1]
         N = 1 if x.ndim == 1 else x.shape[0]
-        ok = W.ndim == 2 and _width(x) == D and _dout_fits(dout, N, H, x.ndim == 1)
-        ok = ok and _out_ok(dx_out, x.shape, False, dout, x, W)
-        ok = ok and _out_ok(dW_out, (D, H), accumulate, dout, x, W) and _out_ok(db_out, (H,), accumulate, dout, x, W)
-        ok = ok and _apart(dx_out, dW_out) and _apart(dx_out, db_out) and _apart(dW_out, db_out)
-        if not ok:
-            with objmode():
-                _explain(api.affine_backward, dout, x, W, dx_out=dx_out, dW_out=dW_out, db_out=db_out, accumulate=accumulate)
+        # in the Python call's order: each output's shape, then its overlap with the inputs
+        c.check_out(dx_out, c.DX_OUT, x.shape, False)
+        _apart_from_inputs(dx_out, c.DX_OUT, dout, x, W)
+        c.check_out(dW_out, c.DW_OUT, (D, H), accumulate)
+        _apart_from_inputs(dW_out, c.DW_OUT, dout, x, W)
+        c.check_out(db_out, c.DB_OUT, (H,), accumulate)
+        _apart_from_inputs(db_out, c.DB_OUT, dout, x, W)
+        _apart_outputs(dx_out, c.DX_OUT, dW_out, c.DW_OUT)
+        _apart_outputs(dx_out, c.DX_OUT, db_out, c.DB_OUT)
+        _apart_outputs(dW_out, c.DW_OUT, db_out, c.DB_OUT)
         d2 = _rows(_contiguous(dout))
         dx = _target(dx_out, x.shape, W, False)
         dW = _target(dW_out, (D, H), W, accumulate)
