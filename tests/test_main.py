@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from numba_affine import bench
@@ -44,6 +45,20 @@ def test_bench_isa_avx2_runs_the_avx2_build(capfd):
     assert "7x5x3" in out and "AVX2 build" in out
     if VECTOR_BYTES == 64:  # compiled in a child for an AVX2 CPU
         assert "AVX2 build for haswell" in out
+
+
+def test_bench_small_table_times_both_libraries_and_the_layer():
+    t = bench.measure_small((3, 5, 2), np.float32, rounds=1, settle=0.0)
+    for lib in ("numpy", "numba-affine"):
+        for which in ("forward", "backward", "layer"):
+            assert t[f"{lib} {which}"] > 0
+    # the ratio printed is t(numpy) / t(numba-affine), checked against the shape's targets
+    fake = {f"{lib} {w}": (2.0 if lib == "numpy" else 1.0) * (1 + i) for i, w in enumerate(("forward", "backward", "layer"))
+            for lib in ("numpy", "numba-affine")}
+    fake["numba-affine backward"] = 4.0  # numpy's 4.0 / 4.0
+    row = bench.format_small([((20, 50, 10), "float64", fake)]).splitlines()[2]
+    assert row.split("|")[1].split() == ["2.00x", "1.2✓"]
+    assert row.split("|")[2].split() == ["1.00x", "1.5✗"]
 
 
 def test_bench_rejects_a_bad_shape():

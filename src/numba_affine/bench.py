@@ -29,6 +29,7 @@ import numpy as np
 
 from ._jit import helper
 from .api import affine_backward, affine_forward, warmup
+from .layer import Affine
 
 #: The default shapes (N, D, H): the seed's, an MNIST-size hidden layer, a
 #: classifier head over a large batch, a square product.
@@ -41,6 +42,19 @@ TARGETS: dict[tuple[int, int, int], tuple[float, float]] = {
     (100, 784, 100): (0.9, 0.9),
     (2048, 512, 10): (1.2, 0.9),
     (1024, 1024, 1024): (0.9, 0.9),
+}
+
+#: The small-call table (``python -m numba_affine.bench``'s second table): the
+#: seed's size, one sample, two small batches. At these sizes a call
+#: from Python is mostly the call itself, in either library.
+SMALL_SHAPES: tuple[tuple[int, int, int], ...] = ((20, 50, 10), (1, 784, 100), (8, 64, 32), (32, 128, 10))
+
+#: Speed-up targets of the small table: forward, backward, Affine forward + backward.
+SMALL_TARGETS: dict[tuple[int, int, int], tuple[float, float, float | None]] = {
+    (20, 50, 10): (1.2, 1.5, 1.3),
+    (1, 784, 100): (1.2, 1.2, None),
+    (8, 64, 32): (1.2, 1.5, 1.3),
+    (32, 128, 10): (1.2, 1.5, 1.3),
 }
 
 
@@ -200,6 +214,44 @@ class SeedAffine:
         self.dW = np.dot(self.x.T, dout)
         self.db = np.sum(dout, axis=0)
         return dx
+
+
+def measure_small(shape: tuple[int, int, int], dtype, rounds: int = 7, settle: float = SETTLE_SECONDS) -> dict[str, float]:
+    """Seconds per call at a small size: forward, backward and the layer (forward + backward).
+
+    The layer is :class:`Affine` against the seed notebook's class
+    (:class:`SeedAffine`), same arrays.
+    """
+    N, D, H = shape
+    x, W, b, dout = make_inputs(N, D, H, dtype)
+    ours, seed = Affine(W, b), SeedAffine(W, b)
+    fns = {
+        "numpy forward": lambda: numpy_forward(x, W, b),
+        "numba-affine forward": lambda: affine_forward(x, W, b),
+        "numpy backward": lambda: numpy_backward(dout, x, W),
+        "numba-affine backward": lambda: affine_backward(dout, x, W),
+        "numpy layer": lambda: (seed.forward(x), seed.backward(dout)),
+        "numba-affine layer": lambda: (ours.forward(x), ours.backward(dout)),
+    }
+    for fn in fns.values():
+        fn()
+    return compare(fns, rounds, settle=settle)
+
+
+def format_small(results: Sequence[tuple[tuple[int, int, int], str, dict[str, float]]]) -> str:
+    """The small-call table: speed-ups over numpy (and the seed's class), with the targets."""
+    head = (f"{'small N x D x H':>18} {'dtype':>7} | {'forward':>8} {'target':>6} | {'backward':>8} {'target':>6} | "
+            f"{'Affine':>8} {'target':>6} | numba-affine us: fwd / bwd / Affine")
+    lines = [head, "-" * len(head)]
+    for shape, dtype, t in results:
+        cells = []
+        for which, target in zip(("forward", "backward", "layer"), SMALL_TARGETS.get(shape, (None,) * 3)):
+            s = t[f"numpy {which}"] / t[f"numba-affine {which}"]
+            cells.append(f"{s:7.2f}x " + ("   -  " if target is None else f"{target:4.1f}{'✓' if s >= target else '✗'} "))
+        us = " / ".join(f"{t[f'numba-affine {w}'] * 1e6:.2f}" for w in ("forward", "backward", "layer"))
+        lines.append(f"{'x'.join(map(str, shape)):>18} {dtype:>7} | " + "| ".join(cells) + f"| {us}")
+    lines.append("Affine = forward + backward of the layer against the seed notebook's class, median of interleaved rounds")
+    return "\n".join(lines)
 
 
 def numpy_sgd_step(layer: SeedAffine, x, dout, lr) -> None:
@@ -398,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="untimed calls before each timed batch (0.3: steady state)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     parser.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups per shape (needs matplotlib)")
+    parser.add_argument("--no-small", action="store_true", help="skip the small-call table (seed size, one sample)")
     parser.add_argument("--no-jitted", action="store_true",
                         help="skip the jitted training step row (its first run compiles it, a few seconds)")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",
@@ -418,6 +471,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{total}] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
         rows.append(measure(shape, dtype, args.rounds, with_torch=not args.no_torch, warmup=args.warmup))
     print(format_table(rows))
+    if not (args.no_small or args.only):
+        small = []
+        for dtype in dtypes:
+            for shape in SMALL_SHAPES:
+                print(f"[small] {dtype} {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
+                small.append((shape, np.dtype(dtype).name, measure_small(shape, dtype, args.rounds)))
+        print(format_small(small))
     if not args.no_jitted:
         print(format_jitted([(d, measure_jitted_step(SHAPES[0], d, args.rounds)) for d in dtypes]))
     where = environment()
