@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         gfs = {}
         for tasks in (4, 2, 1):
             tuning.PACKED_TASKS_PER_THREAD = tasks
-            kernels.plan.cache_clear()
+            kernels.clear_plans()
             t = compare({"dW": lambda: numba_affine.affine_dw(x, dout, out=dW)}, rounds=5)["dW"]
             gfs[f"{tasks} per thread"] = 2.0 * N * D * H / t / 1e9
         t = compare({"numpy": lambda: np.dot(x.T, dout, out=dW)}, rounds=5)["numpy"]

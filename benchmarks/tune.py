@@ -10,6 +10,9 @@ relative to the current value (below 1.00: the candidate is faster). For
 twin against the parallel one: the threshold belongs where the parallel
 twin starts to win. The output is the Markdown of ``docs/tuning.md``.
 
+Serial calls plan themselves inside the kernel with the values it was
+compiled with, so a candidate acts on the parallel calls only.
+
 Every candidate gives the same results (a plan only changes who computes
 an element and where it reads it from): only speed is at stake. The
 timing method is the bench's: interleaved rounds, each batch after a
@@ -73,7 +76,7 @@ def measure_candidates(name, values, shapes, dtype, rounds):
         def run():
             if getattr(tuning, name) != v:  # once per batch: plans are cached again within it
                 setattr(tuning, name, v)
-                kernels.plan.cache_clear()
+                kernels.clear_plans()
             step()
         return run
 
@@ -87,7 +90,7 @@ def measure_candidates(name, values, shapes, dtype, rounds):
             out[shape] = compare(fns, rounds, settle=0.05)
     finally:
         setattr(tuning, name, current)
-        kernels.plan.cache_clear()
+        kernels.clear_plans()
     return out
 
 

@@ -40,29 +40,38 @@ EDGE_SHAPES = [
 
 
 def _forms(x, W, dout):
-    """(name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, expected, a_t, b_t) for the three products."""
+    """(name, M, K, P, expected, a_t, b_t) of the three products: forward, dx and dW."""
     N, D = x.shape
     H = W.shape[1]
-    xf, Wf, df = x.reshape(-1), W.reshape(-1), dout.reshape(-1)
     ref = x.astype(np.float64), W.astype(np.float64), dout.astype(np.float64)
     return [
-        ("forward", xf, D, 1, Wf, H, 1, N, D, H, ref[0] @ ref[1], False, False),
-        ("dx", df, H, 1, Wf, 1, H, N, H, D, ref[2] @ ref[1].T, False, True),
-        ("dW", xf, 1, D, df, H, 1, D, N, H, ref[0].T @ ref[2], True, False),
+        ("forward", N, D, H, ref[0] @ ref[1], False, False),
+        ("dx", N, H, D, ref[2] @ ref[1].T, False, True),
+        ("dW", D, N, H, ref[0].T @ ref[2], True, False),
     ]
 
 
-def _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, C=None, bias=None, accumulate=False, by_rows=False):
-    dt = A.dtype
+_STEP = {"forward": 0, "dx": 1, "dW": 2}
+
+
+def _run(kernel, name, x, W, dout, pack_a, pack_b, kc_max, mc, mt, ng, C=None, bias=None, accumulate=False, by_rows=False):
+    """One product of ``kernels.product`` (``name``: forward, dx or dW) under a given plan."""
+    dt = x.dtype
+    step = _STEP[name]
+    M, K, P = ((x.shape[0], x.shape[1], W.shape[1]), (dout.shape[0], dout.shape[1], W.shape[0]),
+               (x.shape[1], x.shape[0], dout.shape[1]))[step]
     lanes = kernels.lanes_of(dt.itemsize)
     slot = kernels.scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
     tasks = -(-M // mt) * -(-max(1, -(-P // (2 * lanes))) // ng)
-    S = np.full(slot * tasks, np.nan, dt)  # whatever a kernel reads unwritten is NaN
-    C = np.full(M * P, np.nan, dt) if C is None else C
-    add_bias = bias is not None
+    S = np.full(max(1, slot * tasks), np.nan, dt)  # whatever a kernel reads unwritten is NaN
+    C = np.full((M, P), np.nan, dt) if C is None else C.reshape(M, P)
+    plan = np.zeros((3, len(kernels.PLAN_FIELDS)), np.int64)
+    plan[step] = (kc_max, mc, mt, ng, pack_a, pack_b, by_rows)
+    op = (kernels.FORWARD, kernels.DX, kernels.DW)[step]
+    op |= (kernels.WITH_BIAS if bias is not None else 0) | (kernels.ACCUMULATE if accumulate else 0)
     bias = np.empty(0, dt) if bias is None else bias
-    kernel(A, a_rs, a_ks, B, b_rs, b_cs, C, P, M, K, P, bias, add_bias, accumulate, S, slot, pack_a, pack_b, lanes, kc_max, mc, mt, ng, by_rows)
-    return C.reshape(M, P)
+    kernel(op, x, W, bias, dout, C, C, C, np.empty(0, dt), S, plan)
+    return C
 
 
 def _plans(M, a_t, b_t):
@@ -77,11 +86,11 @@ def _plans(M, a_t, b_t):
 def test_product_matches_numpy_under_every_plan_bitwise_alike(shape, dtype):
     N, D, H = shape
     x, W, b, dout = make_inputs(N, D, H, dtype, seed=N + D + H)
-    for name, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, a_t, b_t in _forms(x, W, dout):
+    for name, M, K, P, want, a_t, b_t in _forms(x, W, dout):
         first = None
         for kernel in kernels.product:
             for (pack_a, pack_b, kc_max, mc, mt, ng), by_rows in itertools.product(_plans(M, a_t, b_t), (False, True)):
-                got = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, pack_a, pack_b, kc_max, mc, mt, ng, by_rows=by_rows)
+                got = _run(kernel, name, x, W, dout, pack_a, pack_b, kc_max, mc, mt, ng, by_rows=by_rows)
                 assert_matches(got, want, dtype, K)
                 # a plan decides who computes an element, never how
                 first = got if first is None else first
@@ -92,15 +101,16 @@ def test_product_matches_numpy_under_every_plan_bitwise_alike(shape, dtype):
 def test_product_adds_the_bias_after_the_sum_and_accumulates(dtype):
     N, D, H = 49, 257, 33
     x, W, b, dout = make_inputs(N, D, H, dtype, seed=3)
-    (_, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, want, *_), *_ = _forms(x, W, dout)
+    (_, M, K, P, want, *_), _, (_, dM, dK, dP, dW_want, *_) = _forms(x, W, dout)
     for kernel in kernels.product:
-        y = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 12, 1, bias=b)
+        y = _run(kernel, "forward", x, W, dout, False, True, 16, 12, 12, 1, bias=b)
         assert_matches(y, want + b, dtype, K)
-        plain = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, True, 16, 12, 12, 1)
+        plain = _run(kernel, "forward", x, W, dout, False, True, 16, 12, 12, 1)
         np.testing.assert_array_equal(y, (plain + b).astype(dtype))
-        start = np.random.default_rng(4).standard_normal(M * P).astype(dtype)
-        acc = _run(kernel, A, a_rs, a_ks, B, b_rs, b_cs, M, K, P, False, False, 100, 24, 48, 3, C=start.copy(), accumulate=True)
-        assert_matches(acc, want + start.reshape(M, P), dtype, K + 1)
+        start = np.random.default_rng(4).standard_normal(dM * dP).astype(dtype)
+        for pack_a in (False, True):  # dW adds into its array with ACCUMULATE
+            acc = _run(kernel, "dW", x, W, dout, pack_a, False, 100, 24, 48, 3, C=start.copy(), accumulate=True)
+            assert_matches(acc, dW_want + start.reshape(dM, dP), dtype, dK + 1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -225,7 +235,7 @@ def test_row_product_is_a_row_of_the_batch_bit_for_bit(K, P, dtype):
     blocks' chain of FMAs, so it equals that row computed in a batch."""
     x, W, b, _ = make_inputs(7, K, P, dtype, seed=K + P)
     lanes = kernels.lanes_of(np.dtype(dtype).itemsize)
-    batch = _run(kernels.product.serial, x.reshape(-1), K, 1, W.reshape(-1), P, 1, 7, K, P, False, False, 256, 12, 12, 8, bias=b)
+    batch = _run(kernels.product.serial, "forward", x, W, x, False, False, 256, 12, 12, 8, bias=b)
     for row in (0, 6):
         y = np.full(P, np.nan, dtype)
         kernels.row_product(x.reshape(-1), row * K, W.reshape(-1), P, y, K, P, b, True, lanes)

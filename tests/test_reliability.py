@@ -143,14 +143,18 @@ def test_threading_layer_is_tbb_when_installed_unless_the_user_chose(setting):
 
 def test_a_forked_child_uses_the_serial_kernels(monkeypatch):
     chosen = []
-    real_plan = api.kernels.plan
+    real = api.kernels.entry
 
-    def spy(*args):
-        plan = real_plan(*args)
-        chosen.append(plan.parallel)
-        return plan
+    def spy(dtype, parallel):
+        twin = real(dtype, parallel)
 
-    monkeypatch.setattr(api.kernels, "plan", spy)
+        def run(*args):
+            chosen.append(parallel)
+            return twin(*args)
+        return run
+
+    monkeypatch.setattr(api.kernels, "entry", spy)
+    monkeypatch.setattr(api, "_SHORT", {})  # (the short paths keep the kernel they were given)
     x, W, b, _ = make_inputs(300, 400, 50, np.float64)
     monkeypatch.setattr(api, "_in_forked_child", True)
     y = na.affine_forward(x, W, b)
@@ -293,8 +297,9 @@ CACHE_SCRIPT = textwrap.dedent(
     ok = np.allclose(na.affine_forward(x, W, b), x @ W + b)
     dx, dW, db = na.affine_backward(d, x, W)
     ok = ok and np.allclose(dx, d @ W.T) and np.allclose(dW, x.T @ d) and np.allclose(db, d.sum(0))
-    hits = sum(sum(k.stats.cache_hits.values()) for k in (kernels.product.serial, kernels.column_sums))
-    misses = sum(sum(k.stats.cache_misses.values()) for k in (kernels.product.serial, kernels.column_sums))
+    kernel = kernels.entry(np.float64, False)  # what the calls ran
+    hits = sum(kernel.stats.cache_hits.values())
+    misses = sum(kernel.stats.cache_misses.values())
     print("ok" if ok else "WRONG", hits, misses)
     """
 )
@@ -328,7 +333,7 @@ STALE_SCRIPT = textwrap.dedent(
     from numba_affine import kernels
     x, W, b = np.ones((20, 50)), np.ones((50, 16)), np.ones(16)
     y = na.affine_forward(x, W, b)
-    hits = sum(kernels.product.serial.stats.cache_hits.values())
+    hits = sum(kernels.entry(np.float64, False).stats.cache_hits.values())
     print(y[0, 0], hits, na.__file__)
     """
 )

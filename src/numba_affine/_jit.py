@@ -201,6 +201,20 @@ def _renamed_copy(pyfunc: Callable, suffix: str) -> Callable:
     return clone
 
 
+def fixed_signature(twin: Callable, signature) -> Callable:
+    """A new dispatcher of ``twin``'s function and options, compiled now for ``signature`` only.
+
+    Calls whose argument types convert to it (a writeable array where the
+    signature says read-only) run that code; any other types raise
+    ``TypeError`` at the call instead of compiling another specialization.
+    It shares ``twin``'s cache entries (same function, same options).
+    """
+    dispatcher = _jit(twin.py_func, parallel=bool(twin.targetoptions.get("parallel", False)))
+    dispatcher.compile(signature)
+    dispatcher.disable_compile()
+    return dispatcher
+
+
 def twin_kernels(pyfunc: Callable) -> KernelPair:
     """Compile ``pyfunc`` as a parallel kernel and as its serial twin."""
     return KernelPair(

@@ -144,60 +144,66 @@ def _scratch(dt: np.dtype, n: int) -> np.ndarray:
     return buf
 
 
-def _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, a_transposed, b_transposed):
-    """Run ``C (+)= A . B (+ bias)`` (1-D contiguous operands, strides in elements).
+#: An empty plan: the kernel plans a serial call itself (``kernels.plan``'s rules for one thread).
+_NO_PLAN = np.zeros((0, len(kernels.PLAN_FIELDS)), np.int64)
+#: Writeable empty 2-D arrays per dtype: outputs an operation does not write.
+_NO_OUT = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
+#: Serial calls below this much work (bytes multiplied) take the short path (no plan, no threads).
+_SERIAL_WORK = tuning.PARALLEL_MIN_WORK * 8
+
+def _serial(dt: np.dtype):
+    """The serial twin for ``dt`` (compiled on first use), also kept for the short paths."""
+    kernel = kernels.entry(dt, False)
+    _SHORT[dt] = kernel, _EMPTY[dt]
+    return kernel
+
+
+#: dtype -> (serial twin, an empty 1-D array): the short paths' one lookup,
+#: filled by the first call of the dtype (or :func:`warmup`).
+_SHORT: dict = {}
+
+
+def _call(op, x2, W, b, d2, y, dx, dW, db, N, D, H):
+    """Run one public call: ``kernels.product(op, ...)``, every array C-contiguous and checked.
 
     Small work (:func:`kernels.wants_threads`) and every call in a forked
-    child run the serial twin on this thread. Parallel calls run
-    with a chunk size of one task, so that when another process holds a
-    core the free thread takes the tasks the slow one has not started.
+    child run the serial twin on this thread, which plans itself. Parallel
+    calls run with a chunk size of one task, so that when another process
+    holds a core the free thread takes the tasks the slow one has not
+    started.
     """
-    dt = C.dtype
-    lanes = _LANES[dt]
-    parallel = not _in_forked_child and kernels.wants_threads(M, K, P, dt.itemsize)
-    threads = get_num_threads() if parallel else 1
-    plan = kernels.plan(M, K, P, dt.itemsize, threads, a_transposed, b_transposed)
-    S = _scratch(dt, plan.slot * (plan.tasks if plan.parallel else 1)) if plan.slot else _EMPTY[dt]
-    kernel = plan.kernel
-    args = (A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
-            S, plan.slot, plan.pack_a, plan.pack_b, lanes, plan.kc_max, plan.mc, plan.mt, plan.ng, plan.by_rows)
-    if plan.parallel:
-        _run_parallel(kernel, args)
-    else:
-        kernel(*args)
+    dt = db.dtype
+    if _in_forked_child or not kernels.wants_threads(N, D, H, dt.itemsize):
+        _serial(dt)(op, x2, W, b, d2, y, dx, dW, db, _EMPTY[dt], _NO_PLAN)
+        return
+    plan, scratch = kernels.call_plan(op & 7, N, D, H, dt.itemsize, get_num_threads())
+    _run_parallel(kernels.entry(dt, True), (op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, scratch), plan))
 
 
-def _forward(x2, W, b, y2, ro=False):
-    """y2 = x2 . W (+ b), all C-contiguous; b may be None; ``ro``: pass the inputs read-only."""
+def _forward(x2, W, b, y2):
+    """y2 = x2 . W (+ b), all C-contiguous and checked; b may be None."""
     N, D = x2.shape
     H = W.shape[1]
-    bias = _NO_BIAS[ro][y2.dtype] if b is None else (_flat(b, True) if ro else b)
+    dt = y2.dtype
     if N == 1:  # one sample: one pass over W, no rows computed in vain
-        kernels.row_product(_flat(x2, ro), 0, _flat(W, ro), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[y2.dtype])
+        ro = _any_read_only(x2, W, b)
+        bias = _NO_BIAS[ro][dt] if b is None else _flat(b, ro)
+        kernels.row_product(_flat(x2, ro), 0, _flat(W, ro), H, y2.reshape(-1), D, H, bias, b is not None, _LANES[dt])
         return
-    _product(_flat(x2, ro), D, 1, _flat(W, ro), H, 1, y2.reshape(-1), H, N, D, H, bias, b is not None, False, False, False)
+    op = kernels.FORWARD if b is None else kernels.FORWARD | kernels.WITH_BIAS
+    _call(op, x2, W, _EMPTY[dt] if b is None else b, x2, y2, y2, y2, _EMPTY[dt], N, D, H)
 
 
-def _dx(d2, W, dx2, ro=False):
-    """dx2 = d2 . W.T (C-contiguous)."""
-    N, H = d2.shape
-    D = W.shape[0]
-    _product(_flat(d2, ro), H, 1, _flat(W, ro), 1, H, dx2.reshape(-1), D, N, H, D, _NO_BIAS[ro][dx2.dtype],
-             False, False, False, True)
+def _backward(op, x2, W, d2, dx2, dW, db, accumulate, N, D, H):
+    """dx, dW and db (or one of them, per ``op``), all C-contiguous and checked.
 
-
-def _dw(x2, d2, dW, accumulate, ro=False):
-    """dW (+)= x2.T . d2 (C-contiguous)."""
-    N, D = x2.shape
-    H = d2.shape[1]
-    _product(_flat(x2, ro), 1, D, _flat(d2, ro), H, 1, dW.reshape(-1), H, D, N, H, _NO_BIAS[ro][dW.dtype],
-             False, accumulate, True, False)
-
-
-def _db(d2, db, accumulate, ro=False):
-    """db (+)= d2 summed over rows (C-contiguous)."""
-    N, H = d2.shape
-    kernels.column_sums(_flat(d2, ro), N, H, db, accumulate)
+    ``None`` stands for an array the operation does not read or write.
+    """
+    dt = d2.dtype
+    out2 = dx2 if dx2 is not None else (dW if dW is not None else _NO_OUT[dt])
+    _call(op | (kernels.ACCUMULATE if accumulate else 0), d2 if x2 is None else x2, d2 if W is None else W,
+          _EMPTY[dt], d2, out2, out2 if dx2 is None else dx2, out2 if dW is None else dW,
+          _EMPTY[dt] if db is None else db, N, D, H)
 
 
 # ---------------------------------------------------------------- validation
@@ -382,25 +388,30 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     >>> affine_forward(X, W, b).shape
     (20, 10)
     """
-    # The common call (2-D C-contiguous operands of one float dtype, no out=)
-    # is recognised with a few attribute reads: at small sizes each Python
-    # operation is a visible share of the call.
-    if out is None and type(x) is _ndarray and type(W) is _ndarray and type(b) is _ndarray:
-        dt = x.dtype
-        if (
-            (dt is _F64 or dt is _F32) and W.dtype is dt and b.dtype is dt
-            and x.ndim == 2 and W.ndim == 2 and b.ndim == 1
-        ):
-            N, D = x.shape
-            H = W.shape[1]
-            if (
-                W.shape[0] == D and b.shape[0] == H
-                and (f := x.flags).c_contiguous and f.writeable and (f := W.flags).c_contiguous and f.writeable
-                and (f := b.flags).c_contiguous and f.writeable
-            ):
-                y = np.empty((N, H), dt)
-                _forward(x, W, b, y)
-                return y
+    # The common call (2-D operands, no out=, small work) is one kernel
+    # call after a few attribute reads: at small sizes each Python
+    # operation is a visible share of it. Another layout or a wrong dtype
+    # does not match the kernel's signature (TypeError): the general path
+    # below then copies, or raises the error that names it.
+    if out is None and type(x) is _ndarray and type(W) is _ndarray and x.ndim == 2 and W.ndim == 2:
+        N, D = x.shape
+        H = W.shape[1]
+        short = _SHORT.get(x.dtype)
+        if short is not None and D == W.shape[0] and N > 1 and N * D * H * x.itemsize < _SERIAL_WORK:
+            kernel, none = short
+            if b is None:
+                op, bias = kernels.FORWARD, none
+            elif type(b) is _ndarray and b.ndim == 1 and b.shape[0] == H:
+                op, bias = kernels.FORWARD | kernels.WITH_BIAS, b
+            else:
+                op = -1
+            if op >= 0:
+                y = np.empty((N, H), x.dtype)
+                try:
+                    kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
+                    return y
+                except TypeError:
+                    pass
     if b is None:
         dt = _operands(x=x, W=W)
     else:
@@ -412,7 +423,7 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     inputs = (("x", x), ("W", W)) if b is None else (("x", x), ("W", W), ("b", b))
     y = _Out("out", out, (H,) if x.ndim == 1 else (N, H), dt, False, inputs)
     x2, W, b = _contig(x2), _contig(W), None if b is None else _contig(b)
-    _forward(x2, W, b, y.target.reshape(N, H), _any_read_only(x2, W, b))
+    _forward(x2, W, b, y.target.reshape(N, H))
     return y.finish()
 
 
@@ -460,23 +471,24 @@ def affine_backward(
     if (
         dx_out is None and dW_out is None and db_out is None and accumulate is False
         and type(dout) is _ndarray and type(x) is _ndarray and type(W) is _ndarray
+        and x.ndim == 2 and W.ndim == 2 and dout.ndim == 2
     ):  # the common call, as in affine_forward
-        dt = x.dtype
-        if (dt is _F64 or dt is _F32) and W.dtype is dt and dout.dtype is dt and x.ndim == 2 and W.ndim == 2 and dout.ndim == 2:
-            N, D = x.shape
-            H = W.shape[1]
-            if (
-                W.shape[0] == D and dout.shape[0] == N and dout.shape[1] == H
-                and (f := x.flags).c_contiguous and f.writeable and (f := W.flags).c_contiguous and f.writeable
-                and (f := dout.flags).c_contiguous and f.writeable
-            ):
-                dx = np.empty((N, D), dt)
-                dW = np.empty((D, H), dt)
-                db = np.empty(H, dt)
-                _dx(dout, W, dx)
-                _dw(x, dout, dW, False)
-                _db(dout, db, False)
+        N, D = x.shape
+        H = W.shape[1]
+        short = _SHORT.get(x.dtype)
+        if (
+            short is not None and W.shape[0] == D and dout.shape[0] == N and dout.shape[1] == H
+            and N * D * H * x.itemsize < _SERIAL_WORK
+        ):
+            kernel, none = short
+            dx = np.empty((N, D), x.dtype)
+            dW = np.empty((D, H), x.dtype)
+            db = np.empty(H, x.dtype)
+            try:
+                kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
                 return dx, dW, db
+            except TypeError:
+                pass
     accumulate = _flag("accumulate", accumulate)
     dt = _operands(dout=dout, x=x, W=W)
     _checks.check_backward(dout, x, W)
@@ -490,10 +502,7 @@ def affine_backward(
     db = _Out("db_out", db_out, (H,), dt, accumulate, inputs)
     _separate(dx_out=dx_out, dW_out=dW_out, db_out=db_out)
     d2, x2, W = _contig(d2), _contig(x2), _contig(W)
-    ro = _any_read_only(d2, x2, W)
-    _dx(d2, W, dx.target.reshape(N, D), ro)
-    _dw(x2, d2, dW.target, accumulate, ro)
-    _db(d2, db.target, accumulate, ro)
+    _backward(kernels.BACKWARD, x2, W, d2, dx.target.reshape(N, D), dW.target, db.target, accumulate, N, D, H)
     return dx.finish(), dW.finish(), db.finish()
 
 
@@ -526,7 +535,7 @@ def affine_dx(dout: np.ndarray, W: np.ndarray, *, out: np.ndarray | None = None)
     shape = (D,) if dout.ndim == 1 else (N, D)
     dx = _Out("out", out, shape, dt, False, (("dout", dout), ("W", W)))
     d2, W = _contig(d2), _contig(W)
-    _dx(d2, W, dx.target.reshape(N, D), _any_read_only(d2, W))
+    _backward(kernels.DX, None, W, d2, dx.target.reshape(N, D), None, None, False, N, D, H)
     return dx.finish()
 
 
@@ -562,7 +571,7 @@ def affine_dw(x: np.ndarray, dout: np.ndarray, *, out: np.ndarray | None = None,
     d2 = _rows(dout)
     dW = _Out("out", out, (D, H), dt, accumulate, (("x", x), ("dout", dout)))
     x2, d2 = _contig(x2), _contig(d2)
-    _dw(x2, d2, dW.target, accumulate, _any_read_only(x2, d2))
+    _backward(kernels.DW, x2, None, d2, None, dW.target, None, accumulate, N, D, H)
     return dW.finish()
 
 
@@ -595,15 +604,15 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     d2 = _contig(d2)
-    _db(d2, db.target, accumulate, _any_read_only(d2))
+    _backward(kernels.DB, None, None, d2, None, None, db.target, accumulate, N, 0, H)
     return db.finish()
 
 
 def warmup(dtypes=(np.float32, np.float64)) -> None:
     """Compile (or load from the cache) every kernel for the given dtypes.
 
-    The first call of a kernel otherwise pays its compilation (about a
-    second per kernel and dtype, a fraction of that from the on-disk cache).
+    The first call of a kernel otherwise pays its compilation (a few
+    seconds per twin and dtype, a fraction of that from the on-disk cache).
 
     Parameters
     ----------
@@ -619,12 +628,8 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         dt = np.dtype(dtype)
         if dt not in _FLOATS:
             raise TypeError(f"warmup supports float32 and float64, got {dt}")
-        lanes = _LANES[dt]
-        out, scratch = np.zeros(1, dt), np.zeros(2 * lanes, dt)
+        _serial(dt)
+        kernels.entry(dt, True)
         for ro in (False, True):  # writeable inputs, and read-only ones (see _flat)
             one = _flat(np.zeros(1, dt), ro)
-            for kernel in kernels.product:  # the parallel and the serial twin
-                kernel(one, 1, 1, one, 1, 1, out, 1, 1, 1, 1, one, True, False, scratch, 2 * lanes, False, False,
-                       lanes, 16, 12, 12, 1, True)
-            kernels.column_sums(one, 1, 1, out, False)
-            kernels.row_product(one, 0, one, 1, out, 1, 1, one, True, lanes)
+            kernels.row_product(one, 0, one, 1, np.zeros(1, dt), 1, 1, one, True, _LANES[dt])

@@ -24,22 +24,23 @@ over the same order of k; only the (result-neutral) blocking differs.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload, register_jitable
+from numba.np.numpy_support import as_dtype
 
 from . import _checks as c
-from . import api, kernels, tuning
-from .kernels import rows_first, scratch_slot
+from . import api, kernels
+from .kernels.views import nothing as _nothing
 from ._jit import OVERLOAD_OPTIONS
 
 _FLOAT_TYPES = (types.float32, types.float64)
-_MC = tuning.MC_MAX // 12 * 12
-_ROWS_FIRST = tuning.ROWS_FIRST_MAX_BYTES
-_product = kernels.product.serial
-_column_sums = kernels.column_sums
+
+
+def _kernel(dt: types.Type):
+    """The serial twin the Python calls run for this dtype (one compiled signature, shared)."""
+    return kernels.entry(as_dtype(dt), False)
 
 
 # ---------------------------------------------------------------- compile-time checks
@@ -83,50 +84,7 @@ def _check_types(fn: str, outs=(), flags=(), **arrays) -> types.Type:
     return dt
 
 
-def _blocking(dt: types.Type) -> tuple[int, int]:
-    """(lanes, kc_max) of the serial plan for a dtype, fixed at compile time."""
-    itemsize = dt.bitwidth // 8
-    return kernels.lanes_of(itemsize), kernels.plan(1, 1, 1, itemsize, 1, False, False).kc_max
-
-
-# ---------------------------------------------------------------- stack arrays
-
-
-def _stack_array(like, elements):
-    sig = types.Array(like.dtype, 1, "C")(like)
-
-    def codegen(context, builder, sig, args):
-        element = context.get_data_type(like.dtype)
-        itemsize = context.get_abi_sizeof(element)
-        n = elements(itemsize)
-        # in the entry block: one fixed slot per call site, also when inlined into a loop
-        storage = cgutils.alloca_once(builder, ir.ArrayType(element, max(n, 1)))
-        storage.align = 64
-        intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
-        array = context.make_array(sig.return_type)(context, builder)
-        context.populate_array(
-            array,
-            data=builder.bitcast(storage, element.as_pointer()),
-            shape=cgutils.pack_array(builder, [intp(n)]),
-            strides=cgutils.pack_array(builder, [intp(itemsize)]),
-            itemsize=intp(itemsize),
-            meminfo=None,
-        )
-        return array._getvalue()
-
-    return sig, codegen
-
-
-@intrinsic
-def _stack_scratch(typingctx, like):
-    """``JIT_STACK_SCRATCH_BYTES`` of ``like``'s dtype on the calling function's stack."""
-    return _stack_array(like, lambda itemsize: tuning.JIT_STACK_SCRATCH_BYTES // itemsize)
-
-
-@intrinsic
-def _nothing(typingctx, like):
-    """An empty array of ``like``'s dtype that owns no memory (an absent bias or scratch)."""
-    return _stack_array(like, lambda itemsize: 0)
+# ---------------------------------------------------------------- views
 
 
 @intrinsic
@@ -287,58 +245,29 @@ def _apart_outputs_ol(a, a_name, b, b_name):
     return lambda a, a_name, b, b_name: _apart(a, a_name, b, b_name)
 
 
-# ---------------------------------------------------------------- the products (serial twin)
+# ---------------------------------------------------------------- the kernel (serial twin)
 
 
-@register_jitable
-def _product_in_scratch(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate, pack_b, lanes, kc_max):
-    """The serial product as one task (all rows, all panels), its packed
-    operands in stack scratch (heap when they do not fit)."""
-    mt = max(1, (M + 11) // 12) * 12
-    mc = min(mt, _MC)
-    ng = max(1, (P + 2 * lanes - 1) // (2 * lanes))
-    slot = scratch_slot(K, P, lanes, kc_max, mc, ng, False, pack_b)
-    S = _stack_scratch(C)
-    if slot > S.size:
-        S = np.empty(slot, C.dtype)
-    by_rows = rows_first(K, ng, 2 * lanes, C.itemsize, kc_max, _ROWS_FIRST)
-    _product(A, a_rs, a_ks, B, b_rs, b_cs, C, c_rs, M, K, P, bias, add_bias, accumulate,
-             S, slot, _opaque(False), pack_b, lanes, kc_max, mc, mt, ng, by_rows)
+@intrinsic
+def _no_plan(typingctx):
+    """An empty plan (``kernels.product`` plans a serial call itself), without an allocation."""
+    sig = types.Array(types.int64, 2, "C")()
 
+    def codegen(context, builder, sig, args):
+        intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
+        array = context.make_array(sig.return_type)(context, builder)
+        data = cgutils.alloca_once(builder, context.get_data_type(types.int64))
+        context.populate_array(
+            array,
+            data=data,
+            shape=cgutils.pack_array(builder, [intp(0), intp(len(kernels.PLAN_FIELDS))]),
+            strides=cgutils.pack_array(builder, [intp(8 * len(kernels.PLAN_FIELDS)), intp(8)]),
+            itemsize=intp(8),
+            meminfo=None,
+        )
+        return array._getvalue()
 
-@register_jitable
-def _forward(x2, W, bias, add_bias, y2, lanes, kc_max):
-    """y2 = x2 . W (+ bias); W is read in place."""
-    N, D = x2.shape
-    H = W.shape[-1]
-    _product_in_scratch(_view(x2, (x2.size,)), D, _opaque(1), _view(W, (W.size,)), H, _opaque(1),
-                        _view(y2, (y2.size,)), H, N, D, H, bias, add_bias, _opaque(False), _opaque(False), lanes, kc_max)
-
-
-@register_jitable
-def _dx(d2, W, dx2, lanes, kc_max):
-    """dx2 = d2 . W.T; W.T is packed."""
-    N, H = d2.shape
-    D = W.shape[0]
-    _product_in_scratch(_view(d2, (d2.size,)), H, _opaque(1), _view(W, (W.size,)), _opaque(1), H,
-                        _view(dx2, (dx2.size,)), D, N, H, D, _nothing(W), _opaque(False), _opaque(False), _opaque(True),
-                        lanes, kc_max)
-
-
-@register_jitable
-def _dw(x2, d2, dW, accumulate, lanes, kc_max):
-    """dW (+)= x2.T . d2, both read in place."""
-    N, D = x2.shape
-    H = d2.shape[1]
-    _product_in_scratch(_view(x2, (x2.size,)), _opaque(1), D, _view(d2, (d2.size,)), H, _opaque(1),
-                        _view(dW, (dW.size,)), H, D, N, H, _nothing(dW), _opaque(False), accumulate, _opaque(False),
-                        lanes, kc_max)
-
-
-@register_jitable
-def _db(d2, db, accumulate):
-    N, H = d2.shape
-    _column_sums(_view(d2, (d2.size,)), N, H, db, accumulate)
+    return sig, codegen
 
 
 # ---------------------------------------------------------------- public functions
@@ -346,8 +275,7 @@ def _db(d2, db, accumulate):
 
 @overload(api.affine_forward, jit_options=OVERLOAD_OPTIONS)
 def _affine_forward(x, W, b=None, out=None):
-    dt = _check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out)
-    lanes, kc_max = _blocking(dt)
+    _product = _kernel(_check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out))
     no_bias = _absent(b)
 
     def impl(x, W, b=None, out=None):
@@ -365,10 +293,13 @@ def _affine_forward(x, W, b=None, out=None):
             _apart(out, c.OUT, b, c.B)
         x2 = _rows(_contiguous(x))
         y = _target(out, shape, W, False)
+        y2 = _view(y, (N, H))
         if no_bias:
-            _forward(x2, _contiguous(W), _nothing(W), False, _view(y, (N, H)), lanes, kc_max)
+            _product(_opaque(kernels.FORWARD), x2, _contiguous(W), _nothing(W), x2, y2, y2, y2, _nothing(W),
+                     _nothing(W), _no_plan())
         else:
-            _forward(x2, _contiguous(W), _contiguous(b), True, _view(y, (N, H)), lanes, kc_max)
+            _product(_opaque(kernels.FORWARD | kernels.WITH_BIAS), x2, _contiguous(W), _contiguous(b), x2, y2, y2, y2,
+                     _nothing(W), _nothing(W), _no_plan())
         return _finish(out, y)
 
     return impl
@@ -376,8 +307,7 @@ def _affine_forward(x, W, b=None, out=None):
 
 @overload(api.affine_dx, jit_options=OVERLOAD_OPTIONS)
 def _affine_dx(dout, W, out=None):
-    dt = _check_types("affine_dx", outs=("out",), dout=dout, W=W, out=out)
-    lanes, kc_max = _blocking(dt)
+    _product = _kernel(_check_types("affine_dx", outs=("out",), dout=dout, W=W, out=out))
 
     def impl(dout, W, out=None):
         c.check_dx(dout, W)
@@ -388,7 +318,10 @@ def _affine_dx(dout, W, out=None):
         _apart(out, c.OUT, dout, c.DOUT)
         _apart(out, c.OUT, W, c.W_)
         dx = _target(out, shape, W, False)
-        _dx(_rows(_contiguous(dout)), _contiguous(W), _view(dx, (N, D)), lanes, kc_max)
+        d2 = _rows(_contiguous(dout))
+        dx2 = _view(dx, (N, D))
+        _product(_opaque(kernels.DX), d2, _contiguous(W), _nothing(W), d2, dx2, dx2, dx2, _nothing(W), _nothing(W),
+                 _no_plan())
         return _finish(out, dx)
 
     return impl
@@ -396,8 +329,7 @@ def _affine_dx(dout, W, out=None):
 
 @overload(api.affine_dw, jit_options=OVERLOAD_OPTIONS)
 def _affine_dw(x, dout, out=None, accumulate=False):
-    dt = _check_types("affine_dw", outs=("out",), flags=(("accumulate", accumulate),), x=x, dout=dout, out=out)
-    lanes, kc_max = _blocking(dt)
+    _product = _kernel(_check_types("affine_dw", outs=("out",), flags=(("accumulate", accumulate),), x=x, dout=dout, out=out))
 
     def impl(x, dout, out=None, accumulate=False):
         c.check_dw(x, dout)
@@ -407,7 +339,10 @@ def _affine_dw(x, dout, out=None, accumulate=False):
         _apart(out, c.OUT, x, c.X)
         _apart(out, c.OUT, dout, c.DOUT)
         dW = _target(out, (D, H), x, accumulate)
-        _dw(_rows(_contiguous(x)), _rows(_contiguous(dout)), dW, accumulate, lanes, kc_max)
+        x2 = _rows(_contiguous(x))
+        op = kernels.DW | (kernels.ACCUMULATE if accumulate else 0)
+        _product(_opaque(op), x2, x2, _nothing(x), _rows(_contiguous(dout)), dW, dW, dW, _nothing(x), _nothing(x),
+                 _no_plan())
         return _finish(out, dW)
 
     return impl
@@ -415,7 +350,7 @@ def _affine_dw(x, dout, out=None, accumulate=False):
 
 @overload(api.affine_db, jit_options=OVERLOAD_OPTIONS)
 def _affine_db(dout, out=None, accumulate=False):
-    _check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out)
+    _product = _kernel(_check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out))
 
     def impl(dout, out=None, accumulate=False):
         c.check_db(dout)
@@ -423,7 +358,10 @@ def _affine_db(dout, out=None, accumulate=False):
         c.check_out(out, c.OUT, (H,), accumulate)
         _apart(out, c.OUT, dout, c.DOUT)
         db = _target(out, (H,), dout, accumulate)
-        _db(_rows(_contiguous(dout)), db, accumulate)
+        d2 = _rows(_contiguous(dout))
+        op = kernels.DB | (kernels.ACCUMULATE if accumulate else 0)
+        none = _view(db, (1, db.size))  # outputs DB does not write
+        _product(_opaque(op), d2, d2, _nothing(db), d2, none, none, none, db, _nothing(db), _no_plan())
         return _finish(out, db)
 
     return impl
@@ -431,11 +369,10 @@ def _affine_db(dout, out=None, accumulate=False):
 
 @overload(api.affine_backward, jit_options=OVERLOAD_OPTIONS)
 def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
-    dt = _check_types(
+    _product = _kernel(_check_types(
         "affine_backward", outs=("dx_out", "dW_out", "db_out"), flags=(("accumulate", accumulate),),
         dout=dout, x=x, W=W, dx_out=dx_out, dW_out=dW_out, db_out=db_out,
-    )
-    lanes, kc_max = _blocking(dt)
+    ))
 
     def impl(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
         c.check_backward(dout, x, W)
@@ -456,9 +393,10 @@ def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumula
         dx = _target(dx_out, x.shape, W, False)
         dW = _target(dW_out, (D, H), W, accumulate)
         db = _target(db_out, (H,), W, accumulate)
-        _dx(d2, _contiguous(W), _view(dx, (N, D)), lanes, kc_max)
-        _dw(_rows(_contiguous(x)), d2, dW, accumulate, lanes, kc_max)
-        _db(d2, db, accumulate)
+        dx2 = _view(dx, (N, D))
+        op = kernels.BACKWARD | (kernels.ACCUMULATE if accumulate else 0)
+        _product(_opaque(op), _rows(_contiguous(x)), _contiguous(W), _nothing(W), d2, dx2, dx2, dW, db, _nothing(W),
+                 _no_plan())
         return _finish(dx_out, dx), _finish(dW_out, dW), _finish(db_out, db)
 
     return impl
