@@ -55,12 +55,11 @@ _LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
 def _flat(a: np.ndarray, read_only: bool) -> np.ndarray:
     """C-contiguous ``a`` as a flat view; read-only when ``read_only``.
 
-    Numba compiles a kernel once per argument type, and a read-only array
-    is another type. A call with any read-only input (``np.load(mmap_mode="r")``,
-    ``np.frombuffer``, Dask's blocks) passes all its inputs read-only, so
-    there are two specializations, not one per mix, and :func:`warmup`
-    compiles both. Writeable calls keep their type: setting the flag on
-    every call would cost more than a small product (docs/tuning.md).
+    For :func:`kernels.row_product` (one sample), which Numba compiles
+    once per argument type: a call with any read-only input passes all its
+    inputs read-only, so it has two specializations, not one per mix, and
+    :func:`warmup` compiles both. (The product kernel has one signature
+    that takes both, see :func:`kernels.entry`.)
     """
     v = a.reshape(-1)
     if read_only:
