@@ -159,9 +159,9 @@ def test_warmup_compiles_what_the_calls_use():
     na.warmup()
     entries = [kernels.entry(dt, parallel) for dt in (np.float32, np.float64) for parallel in (False, True)]
     assert all(len(e.signatures) == 1 for e in entries)  # one signature each, compile disabled
-    dispatchers = (*kernels.product, kernels.row_product)  # (db runs inside the product kernel)
+    dispatchers = (*kernels.product, kernels.row_product, kernels.column_sums)
     before = [len(d.signatures) for d in dispatchers]
-    assert len(kernels.row_product.signatures) >= 2  # float32 and float64
+    assert all(len(d.signatures) >= 2 for d in dispatchers[2:])  # float32 and float64
     for dtype in (np.float32, np.float64):
         for N, D, H in ((20, 50, 10), (1, 30, 7), (600, 400, 300)):  # serial, one sample, parallel
             x, W, b, dout = make_inputs(N, D, H, dtype)
@@ -180,4 +180,6 @@ def test_warmup_compiles_what_the_calls_use():
             big[::2, ::2] = x
             na.affine_forward(big[::2, ::2], W, b)
             na.affine_dw(big[::2, ::2], dout)
+            na.affine_db(dout)
+            na.affine_db(ro[3])
     assert [len(d.signatures) for d in dispatchers] == before

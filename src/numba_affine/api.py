@@ -55,8 +55,9 @@ _LANES = {dt: kernels.lanes_of(dt.itemsize) for dt in _FLOATS}
 def _flat(a: np.ndarray, read_only: bool) -> np.ndarray:
     """C-contiguous ``a`` as a flat view; read-only when ``read_only``.
 
-    For :func:`kernels.row_product` (one sample), which Numba compiles
-    once per argument type: a call with any read-only input passes all its
+    For :func:`kernels.row_product` (one sample) and
+    :func:`kernels.column_sums` (``affine_db``), which Numba compiles once
+    per argument type: a call with any read-only input passes all its
     inputs read-only, so it has two specializations, not one per mix, and
     :func:`warmup` compiles both. (The product kernel has one signature
     that takes both, see :func:`kernels.entry`.)
@@ -603,7 +604,8 @@ def affine_db(dout: np.ndarray, *, out: np.ndarray | None = None, accumulate: bo
     N, H = d2.shape
     db = _Out("out", out, (H,), dt, accumulate, (("dout", dout),))
     d2 = _contig(d2)
-    _backward(kernels.DB, None, None, d2, None, None, db.target, accumulate, N, 0, H)
+    # db alone needs no product: the column sums' own (smaller) call
+    kernels.column_sums(_flat(d2, _any_read_only(d2)), N, H, db.target, accumulate)
     return db.finish()
 
 
@@ -632,3 +634,4 @@ def warmup(dtypes=(np.float32, np.float64)) -> None:
         for ro in (False, True):  # writeable inputs, and read-only ones (see _flat)
             one = _flat(np.zeros(1, dt), ro)
             kernels.row_product(one, 0, one, 1, np.zeros(1, dt), 1, 1, one, True, _LANES[dt])
+            kernels.column_sums(one, 1, 1, np.zeros(1, dt), False)
