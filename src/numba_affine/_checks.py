@@ -113,10 +113,16 @@ def feature_width(x):
 
 
 @register_jitable
-def check_parameters(W, b):
-    """W (D, H) and b (H,)."""
+def check_weights(W):
+    """W (D, H)."""
     if W.ndim != 2:
         raise ShapeError(W_NDIM, W.shape)
+
+
+@register_jitable
+def check_parameters(W, b):
+    """W (D, H) and b (H,)."""
+    check_weights(W)
     if b.ndim != 1 or b.shape[0] != W.shape[1]:
         raise ShapeError(BIAS, b.shape, W.shape)
 
@@ -126,8 +132,8 @@ def check_forward(x, W, b, has_bias):
     """x (D,), (N, D) or (N, d1, ...) with d1*... = D; W (D, H); b (H,) when ``has_bias``."""
     if has_bias:
         check_parameters(W, b)
-    elif W.ndim != 2:
-        raise ShapeError(W_NDIM, W.shape)
+    else:
+        check_weights(W)
     if x.ndim == 0:
         raise ShapeError(X_NDIM, x.shape)
     if feature_width(x) != W.shape[0]:
@@ -150,8 +156,7 @@ def check_backward(dout, x, W):
 @register_jitable
 def check_dx(dout, W):
     """W (D, H); dout (N, H) or (H,)."""
-    if W.ndim != 2:
-        raise ShapeError(W_NDIM, W.shape)
+    check_weights(W)
     if dout.ndim == 0 or dout.ndim > 2 or dout.shape[dout.ndim - 1] != W.shape[1]:
         raise ShapeError(DOUT_DX, dout.shape, W.shape)
 

@@ -151,11 +151,13 @@ _NO_OUT = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
 #: Serial calls below this much work (bytes multiplied) take the short path (no plan, no threads).
 _SERIAL_WORK = tuning.PARALLEL_MIN_WORK * 8
 
+
 def _serial(dt: np.dtype):
     """The serial twin for ``dt`` (compiled on first use), also kept for the short paths."""
-    kernel = kernels.entry(dt, False)
-    _SHORT[dt] = kernel, _EMPTY[dt]
-    return kernel
+    short = _SHORT.get(dt)
+    if short is None:
+        short = _SHORT[dt] = kernels.entry(dt, False), _EMPTY[dt]
+    return short[0]
 
 
 #: dtype -> (serial twin, an empty 1-D array): the short paths' one lookup,
@@ -200,9 +202,9 @@ def _backward(op, x2, W, d2, dx2, dW, db, accumulate, N, D, H):
     ``None`` stands for an array the operation does not read or write.
     """
     dt = d2.dtype
-    out2 = dx2 if dx2 is not None else (dW if dW is not None else _NO_OUT[dt])
+    none = _NO_OUT[dt]
     _call(op | (kernels.ACCUMULATE if accumulate else 0), d2 if x2 is None else x2, d2 if W is None else W,
-          _EMPTY[dt], d2, out2, out2 if dx2 is None else dx2, out2 if dW is None else dW,
+          _EMPTY[dt], d2, none, none if dx2 is None else dx2, none if dW is None else dW,
           _EMPTY[dt] if db is None else db, N, D, H)
 
 
@@ -265,20 +267,13 @@ def _same_dtype(**arrays: np.ndarray) -> np.dtype:
     return dt
 
 
-def _weights(W) -> np.ndarray:
-    W = _array("W", W)
-    if W.ndim != 2:
-        raise ShapeError(_checks.W_NDIM, W.shape)
-    return W
-
-
 def check_parameters(W, b) -> np.dtype:
     """Check a layer's parameters: W 2-D float, b ``None`` or (H,) of W's dtype."""
-    W = _weights(W)
+    W = _array("W", W)
+    _checks.check_weights(W)  # (before b's type, as the errors have always come)
     if b is None:
         return W.dtype
-    b = _array("b", b)
-    _same_dtype(W=W, b=b)
+    _same_dtype(W=W, b=_array("b", b))
     _checks.check_parameters(W, b)
     return W.dtype
 

@@ -24,15 +24,14 @@ over the same order of k; only the (result-neutral) blocking differs.
 from __future__ import annotations
 
 import numpy as np
-from numba.core import cgutils, types
-from numba.core.imputils import impl_ret_borrowed
+from numba.core import types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload, register_jitable
 from numba.np.numpy_support import as_dtype
 
 from . import _checks as c
 from . import api, kernels
-from .kernels.views import nothing as _nothing
+from .kernels.views import nothing as _nothing, on_stack, view as _view
 from ._jit import OVERLOAD_OPTIONS
 
 _FLOAT_TYPES = (types.float32, types.float64)
@@ -85,42 +84,6 @@ def _check_types(fn: str, outs=(), flags=(), **arrays) -> types.Type:
 
 
 # ---------------------------------------------------------------- views
-
-
-@intrinsic
-def _view(typingctx, a, shape):
-    """C-contiguous ``a`` seen with ``shape`` (same elements, no copy).
-
-    ``a.reshape`` runs a normalisation and a C helper on every call (about
-    25 ns, as much as a small kernel); the caller here already knows the
-    shape fits, so the view is only the new array header.
-    """
-    if not (isinstance(a, types.Array) and a.layout == "C" and isinstance(shape, types.UniTuple)):
-        return None
-    ndim = shape.count
-    sig = types.Array(a.dtype, ndim, "C")(a, shape)
-
-    def codegen(context, builder, sig, args):
-        source = context.make_array(sig.args[0])(context, builder, args[0])
-        dims = cgutils.unpack_tuple(builder, args[1], ndim)
-        dims = [context.cast(builder, d, sig.args[1].dtype, types.intp) for d in dims]
-        itemsize = source.itemsize
-        strides = [itemsize] * ndim
-        for i in range(ndim - 2, -1, -1):
-            strides[i] = builder.mul(strides[i + 1], dims[i + 1])
-        view = context.make_array(sig.return_type)(context, builder)
-        context.populate_array(
-            view,
-            data=source.data,
-            shape=cgutils.pack_array(builder, dims),
-            strides=cgutils.pack_array(builder, strides),
-            itemsize=itemsize,
-            meminfo=source.meminfo,
-            parent=source.parent,
-        )
-        return impl_ret_borrowed(context, builder, sig.return_type, view._getvalue())
-
-    return sig, codegen
 
 
 @intrinsic
@@ -251,23 +214,7 @@ def _apart_outputs_ol(a, a_name, b, b_name):
 @intrinsic
 def _no_plan(typingctx):
     """An empty plan (``kernels.product`` plans a serial call itself), without an allocation."""
-    sig = types.Array(types.int64, 2, "C")()
-
-    def codegen(context, builder, sig, args):
-        intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
-        array = context.make_array(sig.return_type)(context, builder)
-        data = cgutils.alloca_once(builder, context.get_data_type(types.int64))
-        context.populate_array(
-            array,
-            data=data,
-            shape=cgutils.pack_array(builder, [intp(0), intp(len(kernels.PLAN_FIELDS))]),
-            strides=cgutils.pack_array(builder, [intp(8 * len(kernels.PLAN_FIELDS)), intp(8)]),
-            itemsize=intp(8),
-            meminfo=None,
-        )
-        return array._getvalue()
-
-    return sig, codegen
+    return types.Array(types.int64, 2, "C")(), on_stack(types.int64, (0, len(kernels.PLAN_FIELDS)))
 
 
 # ---------------------------------------------------------------- public functions
@@ -350,7 +297,7 @@ def _affine_dw(x, dout, out=None, accumulate=False):
 
 @overload(api.affine_db, jit_options=OVERLOAD_OPTIONS)
 def _affine_db(dout, out=None, accumulate=False):
-    _product = _kernel(_check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out))
+    _check_types("affine_db", outs=("out",), flags=(("accumulate", accumulate),), dout=dout, out=out)
 
     def impl(dout, out=None, accumulate=False):
         c.check_db(dout)
@@ -359,9 +306,8 @@ def _affine_db(dout, out=None, accumulate=False):
         _apart(out, c.OUT, dout, c.DOUT)
         db = _target(out, (H,), dout, accumulate)
         d2 = _rows(_contiguous(dout))
-        op = kernels.DB | (kernels.ACCUMULATE if accumulate else 0)
-        none = _view(db, (1, db.size))  # outputs DB does not write
-        _product(_opaque(op), d2, d2, _nothing(db), d2, none, none, none, db, _nothing(db), _no_plan())
+        # db alone needs no product: the column sums' own call, as from Python
+        kernels.column_sums(_view(d2, (d2.size,)), d2.shape[0], H, db, accumulate)
         return _finish(out, db)
 
     return impl

@@ -18,7 +18,7 @@ from .._simd import VECTOR_BYTES
 from .column_sums import column_sums
 from .packing import pack_columns_of_a, pack_panel
 from .register_block import register_block, register_block_narrow
-from .views import flat, stack_scratch
+from .views import stack_scratch, view
 
 #: ``op`` of :func:`product`: what the call computes (the low bits) ...
 FORWARD, BACKWARD, DX, DW, DB = range(5)
@@ -123,24 +123,24 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
     else:
         first = 2 if kind == DW else 1
         last = 2 if kind == DX else (1 if kind == DB else 3)
-    x1, W1, d1 = flat(x), flat(W), flat(dout)
-    bias = flat(b)
+    x1, W1, d1 = view(x, (x.size,)), view(W, (W.size,)), view(dout, (dout.size,))
+    bias = view(b, (b.size,))
     own = stack_scratch(y)
     for step in range(first, last):
         if step == 0:  # y = x . W (+ b)
             N, D = x.shape
             H = W.shape[1]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, D, 1, W1, H, 1, flat(y), N, D, H
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, D, 1, W1, H, 1, view(y, (y.size,)), N, D, H
             accumulate, add_bias = False, (op & WITH_BIAS) != 0
         elif step == 1:  # dx = dout . W.T
             N, H = dout.shape
             D = W.shape[0]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, flat(dx), N, H, D
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, view(dx, (dx.size,)), N, H, D
             accumulate, add_bias = False, False
         else:  # dW (+)= x.T . dout
             N, H = dout.shape
             D = x.shape[1]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, 1, D, d1, H, 1, flat(dW), D, N, H
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, 1, D, d1, H, 1, view(dW, (dW.size,)), D, N, H
             accumulate, add_bias = (op & ACCUMULATE) != 0, False
         if plan.shape[0] == 0:
             # the serial plan: kernels.plan's rules for one thread, written out
@@ -161,17 +161,17 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         panels = (P + nr - 1) // nr
         groups = (panels + ng - 1) // ng
         ranges = (M + mt - 1) // mt
-        kcs = min(kc_max, K)  # scratch_slot, written out as the plan above
-        slot = (ng if pack_b else 1) * kcs * nr if (pack_a or pack_b or P % nr != 0) else 0
+        # scratch_slot, written out as the plan above: B's room, then A's block
+        a_slot = (ng if pack_b else 1) * min(kc_max, K) * nr
+        slot = a_slot if (pack_a or pack_b or P % nr != 0) else 0
         if pack_a:
-            slot += (mc + 11) // 12 * 12 * kcs + lanes
+            slot += (mc + 11) // 12 * 12 * min(kc_max, K) + lanes
         T = S  # one slot per task: tasks may run at once
         if slot * ranges * groups > S.size:
             T = own if ranges * groups == 1 and slot <= own.size else np.empty(slot * ranges * groups, y.dtype)
         k_blocks = max(1, (K + kc_max - 1) // kc_max)
         edge = P % nr != 0 and not pack_b
         slots = max(1, T.size // max(1, slot))
-        a_slot = (ng if pack_b else 1) * min(kc_max, K) * nr
         for t in prange(ranges * groups):
             base = (t % slots) * slot
             i0 = (t // groups) * mt

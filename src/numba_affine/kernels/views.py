@@ -1,4 +1,4 @@
-"""Array headers for the kernels: a flat view of a C-contiguous array, scratch on the stack."""
+"""Array headers for the kernels: views of C-contiguous arrays, arrays on the stack."""
 
 from __future__ import annotations
 
@@ -12,66 +12,81 @@ from .. import tuning
 
 
 @intrinsic
-def flat(typingctx, a):
-    """C-contiguous ``a`` as a 1-D array of its elements (no copy; read-only stays read-only).
+def view(typingctx, a, shape):
+    """C-contiguous ``a`` seen with ``shape`` (same elements, no copy; read-only stays read-only).
 
-    ``a.reshape(-1)`` normalises the shape and calls a C helper on every
-    call (about 25 ns, as much as a small kernel); a contiguous array's
-    flat view is only a new header.
+    ``a.reshape`` runs a normalisation and a C helper on every call (about
+    25 ns, as much as a small kernel); the caller already knows the shape
+    fits, so the view is only a new array header.
     """
-    if not (isinstance(a, types.Array) and a.layout == "C"):
+    if not (isinstance(a, types.Array) and a.layout == "C" and isinstance(shape, types.UniTuple)):
         return None
-    sig = a.copy(ndim=1)(a)
+    ndim = shape.count
+    sig = a.copy(ndim=ndim)(a, shape)
 
     def codegen(context, builder, sig, args):
         source = context.make_array(sig.args[0])(context, builder, args[0])
-        view = context.make_array(sig.return_type)(context, builder)
+        dims = cgutils.unpack_tuple(builder, args[1], ndim)
+        dims = [context.cast(builder, d, sig.args[1].dtype, types.intp) for d in dims]
+        strides = [source.itemsize] * ndim
+        for i in range(ndim - 2, -1, -1):
+            strides[i] = builder.mul(strides[i + 1], dims[i + 1])
+        result = context.make_array(sig.return_type)(context, builder)
         context.populate_array(
-            view,
+            result,
             data=source.data,
-            shape=cgutils.pack_array(builder, [source.nitems]),
-            strides=cgutils.pack_array(builder, [source.itemsize]),
+            shape=cgutils.pack_array(builder, dims),
+            strides=cgutils.pack_array(builder, strides),
             itemsize=source.itemsize,
             meminfo=source.meminfo,
             parent=source.parent,
         )
-        return impl_ret_borrowed(context, builder, sig.return_type, view._getvalue())
+        return impl_ret_borrowed(context, builder, sig.return_type, result._getvalue())
 
     return sig, codegen
 
 
-def _stack_array(like, elements):
-    sig = types.Array(like.dtype, 1, "C")(like)
+def on_stack(dtype, shape):
+    """Codegen of a C-contiguous ``dtype`` array of ``shape`` (ints) in the calling function's stack frame.
+
+    Allocated in the entry block: one fixed slot per call site, also when
+    inlined into a loop. It owns no memory (no reference counting).
+    """
 
     def codegen(context, builder, sig, args):
-        element = context.get_data_type(like.dtype)
+        element = context.get_data_type(dtype)
         itemsize = context.get_abi_sizeof(element)
-        n = elements(itemsize)
-        # in the entry block: one fixed slot per call site, also when inlined into a loop
+        n = 1
+        for d in shape:
+            n *= d
         storage = cgutils.alloca_once(builder, ir.ArrayType(element, max(n, 1)))
         storage.align = 64
+        strides = [itemsize] * len(shape)
+        for i in range(len(shape) - 2, -1, -1):
+            strides[i] = strides[i + 1] * shape[i + 1]
         intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
         array = context.make_array(sig.return_type)(context, builder)
         context.populate_array(
             array,
             data=builder.bitcast(storage, element.as_pointer()),
-            shape=cgutils.pack_array(builder, [intp(n)]),
-            strides=cgutils.pack_array(builder, [intp(itemsize)]),
+            shape=cgutils.pack_array(builder, [intp(d) for d in shape]),
+            strides=cgutils.pack_array(builder, [intp(s) for s in strides]),
             itemsize=intp(itemsize),
             meminfo=None,
         )
         return array._getvalue()
 
-    return sig, codegen
+    return codegen
 
 
 @intrinsic
 def stack_scratch(typingctx, like):
     """``JIT_STACK_SCRATCH_BYTES`` of ``like``'s dtype on the calling function's stack."""
-    return _stack_array(like, lambda itemsize: tuning.JIT_STACK_SCRATCH_BYTES // itemsize)
+    n = tuning.JIT_STACK_SCRATCH_BYTES // (like.dtype.bitwidth // 8)
+    return types.Array(like.dtype, 1, "C")(like), on_stack(like.dtype, (n,))
 
 
 @intrinsic
 def nothing(typingctx, like):
     """An empty array of ``like``'s dtype that owns no memory (an absent operand)."""
-    return _stack_array(like, lambda itemsize: 0)
+    return types.Array(like.dtype, 1, "C")(like), on_stack(like.dtype, (0,))
