@@ -22,6 +22,12 @@ Options, and why:
     directory can be written, and by ``NUMBA_AFFINE_NO_CACHE=1``.
 ``error_model="numpy"``
     No Python ZeroDivisionError checks in loops.
+``_nrt=False``
+    No reference counting: a kernel only borrows the arrays it is given
+    (and frees the scratch it takes, ``kernels.views.heap_scratch``). With
+    it, every array argument cost an atomic increment and decrement per
+    call, and an allocation when called from Python: half of a seed-size
+    call.
 
 Numba's cache key ignores target options, so the serial twin is built from a
 *copy* of the Python function with its own qualified name; the two variants
@@ -123,7 +129,7 @@ class _DigestCache(FunctionCache):
         return super()._index_key(sig, codegen) + (SOURCE_DIGEST,)
 
 FASTMATH = frozenset({"contract"})
-_BASE_OPTIONS = {"fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}
+_BASE_OPTIONS = {"fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy", "_nrt": False}
 
 
 def _cache_wanted() -> bool:

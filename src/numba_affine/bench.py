@@ -27,7 +27,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._jit import helper
+import numba
+
+from ._jit import OVERLOAD_OPTIONS
 from .api import affine_backward, affine_forward, warmup
 from .layer import Affine
 
@@ -262,7 +264,7 @@ def numpy_sgd_step(layer: SeedAffine, x, dout, lr) -> None:
     layer.b -= lr * layer.db
 
 
-@helper
+@numba.njit(**OVERLOAD_OPTIONS)  # as a user's own function would be compiled
 def jitted_sgd_steps(x, W, b, dout, lr, steps, y, dx, dW, db):
     """``steps`` of :func:`numpy_sgd_step` in one jitted function, every output given (no allocation)."""
     for _ in range(steps):

@@ -18,7 +18,7 @@ from .._simd import VECTOR_BYTES
 from .column_sums import column_sums
 from .packing import pack_columns_of_a, pack_panel
 from .register_block import register_block, register_block_narrow
-from .views import stack_scratch, view
+from .views import heap_scratch, release, stack_scratch, view
 
 #: ``op`` of :func:`product`: what the call computes (the low bits) ...
 FORWARD, BACKWARD, DX, DW, DB = range(5)
@@ -166,9 +166,10 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         slot = a_slot if (pack_a or pack_b or P % nr != 0) else 0
         if pack_a:
             slot += (mc + 11) // 12 * 12 * min(kc_max, K) + lanes
-        T = S  # one slot per task: tasks may run at once
+        T, heap = S, False  # one slot per task: tasks may run at once
         if slot * ranges * groups > S.size:
-            T = own if ranges * groups == 1 and slot <= own.size else np.empty(slot * ranges * groups, y.dtype)
+            heap = ranges * groups > 1 or slot > own.size
+            T = heap_scratch(y, slot * ranges * groups) if heap else own
         k_blocks = max(1, (K + kc_max - 1) // kc_max)
         edge = P % nr != 0 and not pack_b
         slots = max(1, T.size // max(1, slot))
@@ -214,6 +215,8 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
                                 register_block_narrow(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, P, p, lanes, load_c, bias, jq, last_k)
                             else:
                                 register_block(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, P, p, lanes, load_c, bias, jq, last_k)
+        if heap:
+            release(T)
     if kind == BACKWARD or kind == DB:
         N, H = dout.shape
         column_sums(d1, N, H, db, (op & ACCUMULATE) != 0)
