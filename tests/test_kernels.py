@@ -244,3 +244,37 @@ def test_row_product_is_a_row_of_the_batch_bit_for_bit(K, P, dtype):
     y = np.full(P, np.nan, dtype)
     kernels.row_product(x.reshape(-1), 0, W.reshape(-1), P, y, K, P, np.empty(0, dtype), False, lanes)
     assert_matches(y, x[0].astype(np.float64) @ W.astype(np.float64), dtype, K)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_kernel_asks_for_scratch_instead_of_allocating(dtype):
+    """Given too little scratch for its plan (more than its stack), the
+    product computes nothing and returns what it needs; given that, it runs."""
+    x, W, _, d = make_inputs(48, 300, 200, dtype)
+    kernel = kernels.entry(dtype, False)
+    no_plan = np.zeros((0, len(kernels.PLAN_FIELDS)), np.int64)
+    dx, dW, db = np.full((48, 300), np.nan, dtype), np.full((300, 200), np.nan, dtype), np.full(200, np.nan, dtype)
+    none = np.empty(0, dtype)
+    need = kernel(kernels.BACKWARD, x, W, none, d, dx, dx, dW, db, none, no_plan)
+    assert need * np.dtype(dtype).itemsize > tuning.JIT_STACK_SCRATCH_BYTES
+    assert np.isnan(dx).all() and np.isnan(dW).all() and np.isnan(db).all()
+    assert kernel(kernels.BACKWARD, x, W, none, d, dx, dx, dW, db, np.empty(need, dtype), no_plan) == 0
+    assert_matches(dx, d.astype(np.float64) @ W.T.astype(np.float64), dtype, 200)
+    assert_matches(dW, x.T.astype(np.float64) @ d.astype(np.float64), dtype, 48)
+    # and the stack is enough at the seed's size
+    x, W, _, d = make_inputs(20, 50, 10, dtype)
+    dx, dW, db = np.empty((20, 50), dtype), np.empty((50, 10), dtype), np.empty(10, dtype)
+    assert kernel(kernels.BACKWARD, x, W, none, d, dx, dx, dW, db, none, no_plan) == 0
+
+
+def test_the_kernels_count_no_references():
+    """Reference counting cost an atomic increment and decrement per array
+    argument and call: the kernels borrow their arrays (``_jit``'s ``_nrt=False``)."""
+    from numba_affine._jit import _BASE_OPTIONS  # compiled afresh: cached code cannot be inspected
+
+    kernel = numba.njit(**_BASE_OPTIONS)(kernels.product.serial.py_func)
+    signature = kernels.entry_signature(np.float64)
+    kernel.compile(signature.args)
+    asm = kernel.inspect_asm(signature.args)
+    assert "NRT_incref" not in asm and "NRT_decref" not in asm and "NRT_MemInfo" not in asm
+    assert "memset" not in asm  # the stack scratch is not cleared on every call

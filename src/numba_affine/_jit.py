@@ -24,10 +24,9 @@ Options, and why:
     No Python ZeroDivisionError checks in loops.
 ``_nrt=False``
     No reference counting: a kernel only borrows the arrays it is given
-    (and frees the scratch it takes, ``kernels.views.heap_scratch``). With
-    it, every array argument cost an atomic increment and decrement per
-    call, and an allocation when called from Python: half of a seed-size
-    call.
+    and allocates nothing (its caller passes the scratch). With it, every
+    array argument cost an atomic increment and decrement per call, and an
+    allocation when called from Python: half of a seed-size call.
 
 Numba's cache key ignores target options, so the serial twin is built from a
 *copy* of the Python function with its own qualified name; the two variants

@@ -109,16 +109,16 @@ _workqueue_lock = threading.Lock()
 _concurrent_layer = False
 
 
-def _run_parallel(kernel, args) -> None:
+def _run_parallel(kernel, args) -> int:
     global _concurrent_layer
     old = set_parallel_chunksize(1)
     try:
         if _concurrent_layer:
-            kernel(*args)
-            return
+            return kernel(*args)
         with _workqueue_lock:
-            kernel(*args)
+            need = kernel(*args)
         _concurrent_layer = _running_layer() in ("tbb", "omp")
+        return need
     finally:
         set_parallel_chunksize(old)
 
@@ -176,10 +176,14 @@ def _call(op, x2, W, b, d2, y, dx, dW, db, N, D, H):
     """
     dt = db.dtype
     if _in_forked_child or not kernels.wants_threads(N, D, H, dt.itemsize):
-        _serial(dt)(op, x2, W, b, d2, y, dx, dW, db, _EMPTY[dt], _NO_PLAN)
+        kernel = _serial(dt)
+        need = kernel(op, x2, W, b, d2, y, dx, dW, db, _EMPTY[dt], _NO_PLAN)
+        if need:  # more scratch than the kernel's stack: this thread's kept buffer
+            kernel(op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, need), _NO_PLAN)
         return
     plan, scratch = kernels.call_plan(op & 7, N, D, H, dt.itemsize, get_num_threads())
-    _run_parallel(kernels.entry(dt, True), (op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, scratch), plan))
+    if _run_parallel(kernels.entry(dt, True), (op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, scratch), plan)):
+        raise RuntimeError("numba-affine: kernels.call_plan's scratch is smaller than the kernel's plan needs")
 
 
 def _forward(x2, W, b, y2):
@@ -403,7 +407,9 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
             if op >= 0:
                 y = np.empty((N, H), x.dtype)
                 try:
-                    kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
+                    need = kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
+                    if need:  # scratch beyond the kernel's stack (see _call)
+                        kernel(op, x, W, bias, x, y, y, y, none, _scratch(x.dtype, need), _NO_PLAN)
                     return y
                 except TypeError:
                     pass
@@ -480,7 +486,9 @@ def affine_backward(
             dW = np.empty((D, H), x.dtype)
             db = np.empty(H, x.dtype)
             try:
-                kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
+                need = kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
+                if need:
+                    kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, _scratch(x.dtype, need), _NO_PLAN)
                 return dx, dW, db
             except TypeError:
                 pass

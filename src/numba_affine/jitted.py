@@ -217,12 +217,32 @@ def _no_plan(typingctx):
     return types.Array(types.int64, 2, "C")(), on_stack(types.int64, (0, len(kernels.PLAN_FIELDS)))
 
 
+_RUNNERS: dict = {}
+
+
+def _runner(dt: types.Type):
+    """A jitted call of :func:`_kernel` for ``dt``: on its stack scratch, or
+    again with scratch from the heap when the kernel asks for more."""
+    run = _RUNNERS.get(dt)
+    if run is None:
+        product = _kernel(dt)
+
+        @register_jitable
+        def run(op, x, W, b, d, y, dx, dW, db):
+            need = product(op, x, W, b, d, y, dx, dW, db, _nothing(W), _no_plan())
+            if need > 0:
+                product(op, x, W, b, d, y, dx, dW, db, np.empty(need, W.dtype), _no_plan())
+
+        run = _RUNNERS.setdefault(dt, run)
+    return run
+
+
 # ---------------------------------------------------------------- public functions
 
 
 @overload(api.affine_forward, jit_options=OVERLOAD_OPTIONS)
 def _affine_forward(x, W, b=None, out=None):
-    _product = _kernel(_check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out))
+    _run = _runner(_check_types("affine_forward", outs=("out",), x=x, W=W, b=b, out=out))
     no_bias = _absent(b)
 
     def impl(x, W, b=None, out=None):
@@ -242,11 +262,10 @@ def _affine_forward(x, W, b=None, out=None):
         y = _target(out, shape, W, False)
         y2 = _view(y, (N, H))
         if no_bias:
-            _product(_opaque(kernels.FORWARD), x2, _contiguous(W), _nothing(W), x2, y2, y2, y2, _nothing(W),
-                     _nothing(W), _no_plan())
+            _run(_opaque(kernels.FORWARD), x2, _contiguous(W), _nothing(W), x2, y2, y2, y2, _nothing(W))
         else:
-            _product(_opaque(kernels.FORWARD | kernels.WITH_BIAS), x2, _contiguous(W), _contiguous(b), x2, y2, y2, y2,
-                     _nothing(W), _nothing(W), _no_plan())
+            _run(_opaque(kernels.FORWARD | kernels.WITH_BIAS), x2, _contiguous(W), _contiguous(b), x2, y2,
+                 y2, y2, _nothing(W))
         return _finish(out, y)
 
     return impl
@@ -254,7 +273,7 @@ def _affine_forward(x, W, b=None, out=None):
 
 @overload(api.affine_dx, jit_options=OVERLOAD_OPTIONS)
 def _affine_dx(dout, W, out=None):
-    _product = _kernel(_check_types("affine_dx", outs=("out",), dout=dout, W=W, out=out))
+    _run = _runner(_check_types("affine_dx", outs=("out",), dout=dout, W=W, out=out))
 
     def impl(dout, W, out=None):
         c.check_dx(dout, W)
@@ -267,8 +286,7 @@ def _affine_dx(dout, W, out=None):
         dx = _target(out, shape, W, False)
         d2 = _rows(_contiguous(dout))
         dx2 = _view(dx, (N, D))
-        _product(_opaque(kernels.DX), d2, _contiguous(W), _nothing(W), d2, dx2, dx2, dx2, _nothing(W), _nothing(W),
-                 _no_plan())
+        _run(_opaque(kernels.DX), d2, _contiguous(W), _nothing(W), d2, dx2, dx2, dx2, _nothing(W))
         return _finish(out, dx)
 
     return impl
@@ -276,7 +294,7 @@ def _affine_dx(dout, W, out=None):
 
 @overload(api.affine_dw, jit_options=OVERLOAD_OPTIONS)
 def _affine_dw(x, dout, out=None, accumulate=False):
-    _product = _kernel(_check_types("affine_dw", outs=("out",), flags=(("accumulate", accumulate),), x=x, dout=dout, out=out))
+    _run = _runner(_check_types("affine_dw", outs=("out",), flags=(("accumulate", accumulate),), x=x, dout=dout, out=out))
 
     def impl(x, dout, out=None, accumulate=False):
         c.check_dw(x, dout)
@@ -288,8 +306,7 @@ def _affine_dw(x, dout, out=None, accumulate=False):
         dW = _target(out, (D, H), x, accumulate)
         x2 = _rows(_contiguous(x))
         op = kernels.DW | (kernels.ACCUMULATE if accumulate else 0)
-        _product(_opaque(op), x2, x2, _nothing(x), _rows(_contiguous(dout)), dW, dW, dW, _nothing(x), _nothing(x),
-                 _no_plan())
+        _run(_opaque(op), x2, x2, _nothing(x), _rows(_contiguous(dout)), dW, dW, dW, _nothing(x))
         return _finish(out, dW)
 
     return impl
@@ -315,7 +332,7 @@ def _affine_db(dout, out=None, accumulate=False):
 
 @overload(api.affine_backward, jit_options=OVERLOAD_OPTIONS)
 def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumulate=False):
-    _product = _kernel(_check_types(
+    _run = _runner(_check_types(
         "affine_backward", outs=("dx_out", "dW_out", "db_out"), flags=(("accumulate", accumulate),),
         dout=dout, x=x, W=W, dx_out=dx_out, dW_out=dW_out, db_out=db_out,
     ))
@@ -341,8 +358,7 @@ def _affine_backward(dout, x, W, dx_out=None, dW_out=None, db_out=None, accumula
         db = _target(db_out, (H,), W, accumulate)
         dx2 = _view(dx, (N, D))
         op = kernels.BACKWARD | (kernels.ACCUMULATE if accumulate else 0)
-        _product(_opaque(op), _rows(_contiguous(x)), _contiguous(W), _nothing(W), d2, dx2, dx2, dW, db, _nothing(W),
-                 _no_plan())
+        _run(_opaque(op), _rows(_contiguous(x)), _contiguous(W), _nothing(W), d2, dx2, dx2, dW, db)
         return _finish(dx_out, dx), _finish(dW_out, dW), _finish(db_out, db)
 
     return impl

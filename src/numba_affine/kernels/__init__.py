@@ -176,7 +176,7 @@ def entry_signature(dtype) -> types.Signature:
     In2, In1 = types.Array(dt, 2, "C", readonly=True), types.Array(dt, 1, "C", readonly=True)
     Out2, Out1 = types.Array(dt, 2, "C"), types.Array(dt, 1, "C")
     plan = types.Array(types.int64, 2, "C", readonly=True)
-    return types.none(types.intp, In2, In2, In1, In2, Out2, Out2, Out2, Out1, Out1, plan)
+    return types.intp(types.intp, In2, In2, In1, In2, Out2, Out2, Out2, Out1, Out1, plan)
 
 
 _entries: dict = {}

@@ -18,7 +18,7 @@ from .._simd import VECTOR_BYTES
 from .column_sums import column_sums
 from .packing import pack_columns_of_a, pack_panel
 from .register_block import register_block, register_block_narrow
-from .views import heap_scratch, release, stack_scratch, view
+from .views import stack_plan, stack_scratch, view
 
 #: ``op`` of :func:`product`: what the call computes (the low bits) ...
 FORWARD, BACKWARD, DX, DW, DB = range(5)
@@ -92,8 +92,9 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
     ----------
     S : 1-D array
         Scratch for packed operands: task ``t`` uses slot ``t % slots`` of
-        :func:`scratch_slot` elements. Too small (e.g. empty): the call
-        uses its own (on the stack when small enough).
+        :func:`scratch_slot` elements. Too small (e.g. empty): a call of
+        one task per product uses the stack when that is enough; else
+        the call computes nothing and returns the size it needs.
     plan : 2-D int array
         One row per product (forward, dx, dW) of ``PLAN_FIELDS``: k in
         blocks of ``kc_max``; a task computes ``mt`` rows (a multiple of
@@ -103,6 +104,13 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         in L1), else each panel down all ``mc`` rows. Empty: the serial
         plan (``kernels.plan`` with one thread). A plan only changes who computes an
         element and where its operands are read from, never the arithmetic.
+
+    Returns
+    -------
+    int
+        0; or, when ``S`` is too small, the scratch elements the call
+        needs (nothing is computed: call again with that much). The
+        kernels allocate nothing themselves.
 
     Notes
     -----
@@ -123,25 +131,16 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
     else:
         first = 2 if kind == DW else 1
         last = 2 if kind == DX else (1 if kind == DB else 3)
-    x1, W1, d1 = view(x, (x.size,)), view(W, (W.size,)), view(dout, (dout.size,))
-    bias = view(b, (b.size,))
+    # the call's sizes, read from the operands it uses (the others stand in)
+    N = x.shape[0] if kind == FORWARD else dout.shape[0]
+    D = x.shape[1] if kind == FORWARD or kind == DW else W.shape[0]
+    H = W.shape[1] if kind == FORWARD else dout.shape[1]
     own = stack_scratch(y)
+    # each product's plan row and scratch, worked out before anything is written
+    chosen = stack_plan()
+    need = 0
     for step in range(first, last):
-        if step == 0:  # y = x . W (+ b)
-            N, D = x.shape
-            H = W.shape[1]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, D, 1, W1, H, 1, view(y, (y.size,)), N, D, H
-            accumulate, add_bias = False, (op & WITH_BIAS) != 0
-        elif step == 1:  # dx = dout . W.T
-            N, H = dout.shape
-            D = W.shape[0]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, view(dx, (dx.size,)), N, H, D
-            accumulate, add_bias = False, False
-        else:  # dW (+)= x.T . dout
-            N, H = dout.shape
-            D = x.shape[1]
-            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, 1, D, d1, H, 1, view(dW, (dW.size,)), D, N, H
-            accumulate, add_bias = (op & ACCUMULATE) != 0, False
+        M, K, P = (N, D, H) if step == 0 else ((N, H, D) if step == 1 else (D, N, H))
         if plan.shape[0] == 0:
             # the serial plan: kernels.plan's rules for one thread, written out
             # here (as a function of its own it compiles and links apart: +0.2 s
@@ -159,18 +158,37 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         else:
             kc_max, mc, mt, ng = plan[step, 0], plan[step, 1], plan[step, 2], plan[step, 3]
             pack_a, pack_b, by_rows = plan[step, 4] != 0, plan[step, 5] != 0, plan[step, 6] != 0
+        # scratch_slot, written out as the plan above: B's room, then A's block
+        slot = (ng if pack_b else 1) * min(kc_max, K) * nr if (pack_a or pack_b or P % nr != 0) else 0
+        if pack_a:
+            slot += (mc + 11) // 12 * 12 * min(kc_max, K) + lanes
+        tasks = (M + mt - 1) // mt * (((P + nr - 1) // nr + ng - 1) // ng)
+        chosen[step, 0], chosen[step, 1], chosen[step, 2], chosen[step, 3] = kc_max, mc, mt, ng
+        chosen[step, 4], chosen[step, 5], chosen[step, 6], chosen[step, 7] = pack_a, pack_b, by_rows, slot
+        # one slot per task (tasks may run at once); one task may use the stack
+        if slot * tasks > S.size and (tasks > 1 or slot > own.size):
+            need = max(need, slot * tasks)
+    if need > 0:
+        return need
+    x1, W1, d1 = view(x, (x.size,)), view(W, (W.size,)), view(dout, (dout.size,))
+    bias = view(b, (b.size,))
+    for step in range(first, last):
+        if step == 0:  # y = x . W (+ b)
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, D, 1, W1, H, 1, view(y, (y.size,)), N, D, H
+            accumulate, add_bias = False, (op & WITH_BIAS) != 0
+        elif step == 1:  # dx = dout . W.T
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, view(dx, (dx.size,)), N, H, D
+            accumulate, add_bias = False, False
+        else:  # dW (+)= x.T . dout
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, 1, D, d1, H, 1, view(dW, (dW.size,)), D, N, H
+            accumulate, add_bias = (op & ACCUMULATE) != 0, False
+        kc_max, mc, mt, ng = chosen[step, 0], chosen[step, 1], chosen[step, 2], chosen[step, 3]
+        pack_a, pack_b, by_rows, slot = chosen[step, 4] != 0, chosen[step, 5] != 0, chosen[step, 6] != 0, chosen[step, 7]
+        a_slot = (ng if pack_b else 1) * min(kc_max, K) * nr
         panels = (P + nr - 1) // nr
         groups = (panels + ng - 1) // ng
         ranges = (M + mt - 1) // mt
-        # scratch_slot, written out as the plan above: B's room, then A's block
-        a_slot = (ng if pack_b else 1) * min(kc_max, K) * nr
-        slot = a_slot if (pack_a or pack_b or P % nr != 0) else 0
-        if pack_a:
-            slot += (mc + 11) // 12 * 12 * min(kc_max, K) + lanes
-        T, heap = S, False  # one slot per task: tasks may run at once
-        if slot * ranges * groups > S.size:
-            heap = ranges * groups > 1 or slot > own.size
-            T = heap_scratch(y, slot * ranges * groups) if heap else own
+        T = S if slot * ranges * groups <= S.size else own
         k_blocks = max(1, (K + kc_max - 1) // kc_max)
         edge = P % nr != 0 and not pack_b
         slots = max(1, T.size // max(1, slot))
@@ -216,8 +234,6 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
                                 register_block_narrow(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, P, p, lanes, load_c, bias, jq, last_k)
                             else:
                                 register_block(src_a, ra, rs, bs, ks, r, s0 + r0, pack_a, src_b, b0, b_ks, kc, C, c0, P, p, lanes, load_c, bias, jq, last_k)
-        if heap:
-            release(T)
     if kind == BACKWARD or kind == DB:
-        N, H = dout.shape
         column_sums(d1, N, H, db, (op & ACCUMULATE) != 0)
+    return 0

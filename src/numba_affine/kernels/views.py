@@ -90,49 +90,10 @@ def stack_scratch(typingctx, like):
     return types.Array(like.dtype, 1, "C")(like), on_stack(like.dtype, (n,))
 
 
-def _libc(builder, name, result, *arguments):
-    fnty = ir.FunctionType(result, arguments)
-    return cgutils.get_or_insert_function(builder.module, fnty, name)
-
-
 @intrinsic
-def heap_scratch(typingctx, like, n):
-    """``n`` elements of ``like``'s dtype from ``malloc`` (not initialised); :func:`release` frees them.
-
-    The kernels run without Numba's reference counting (``_jit``), so
-    ``np.empty`` is not available to them; a kernel frees what it took
-    before it returns (it raises nothing in between).
-    """
-    result = types.Array(like.dtype, 1, "C")
-
-    def codegen(context, builder, sig, args):
-        element = context.get_data_type(like.dtype)
-        itemsize = context.get_abi_sizeof(element)
-        count = context.cast(builder, args[1], sig.args[1], types.intp)
-        size = builder.mul(builder.add(count, count.type(1)), count.type(itemsize))
-        malloc = _libc(builder, "malloc", cgutils.voidptr_t, cgutils.intp_t)
-        data = builder.bitcast(builder.call(malloc, [size]), element.as_pointer())
-        array = context.make_array(result)(context, builder)
-        intp = lambda v: context.get_constant(types.intp, v)  # noqa: E731
-        context.populate_array(array, data=data, shape=cgutils.pack_array(builder, [count]),
-                               strides=cgutils.pack_array(builder, [intp(itemsize)]), itemsize=intp(itemsize),
-                               meminfo=None)
-        return array._getvalue()
-
-    return result(like, n), codegen
-
-
-@intrinsic
-def release(typingctx, a):
-    """Free an array from :func:`heap_scratch`."""
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        free = _libc(builder, "free", ir.VoidType(), cgutils.voidptr_t)
-        builder.call(free, [builder.bitcast(data, cgutils.voidptr_t)])
-        return context.get_dummy_value()
-
-    return types.none(a), codegen
+def stack_plan(typingctx):
+    """An int64 array on the stack for the product's plan rows and scratch sizes (3 x 8)."""
+    return types.Array(types.int64, 2, "C")(), on_stack(types.int64, (3, 8))
 
 
 @intrinsic
