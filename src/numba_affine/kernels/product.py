@@ -163,8 +163,9 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         if pack_a:
             slot += (mc + 11) // 12 * 12 * min(kc_max, K) + lanes
         tasks = (M + mt - 1) // mt * (((P + nr - 1) // nr + ng - 1) // ng)
-        chosen[step, 0], chosen[step, 1], chosen[step, 2], chosen[step, 3] = kc_max, mc, mt, ng
-        chosen[step, 4], chosen[step, 5], chosen[step, 6], chosen[step, 7] = pack_a, pack_b, by_rows, slot
+        c = 8 * step
+        chosen[c], chosen[c + 1], chosen[c + 2], chosen[c + 3] = kc_max, mc, mt, ng
+        chosen[c + 4], chosen[c + 5], chosen[c + 6], chosen[c + 7] = pack_a, pack_b, by_rows, slot
         # one slot per task (tasks may run at once); one task may use the stack
         if slot * tasks > S.size and (tasks > 1 or slot > own.size):
             need = max(need, slot * tasks)
@@ -182,8 +183,9 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         else:  # dW (+)= x.T . dout
             A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, 1, D, d1, H, 1, view(dW, (dW.size,)), D, N, H
             accumulate, add_bias = (op & ACCUMULATE) != 0, False
-        kc_max, mc, mt, ng = chosen[step, 0], chosen[step, 1], chosen[step, 2], chosen[step, 3]
-        pack_a, pack_b, by_rows, slot = chosen[step, 4] != 0, chosen[step, 5] != 0, chosen[step, 6] != 0, chosen[step, 7]
+        c = 8 * step
+        kc_max, mc, mt, ng = chosen[c], chosen[c + 1], chosen[c + 2], chosen[c + 3]
+        pack_a, pack_b, by_rows, slot = chosen[c + 4] != 0, chosen[c + 5] != 0, chosen[c + 6] != 0, chosen[c + 7]
         a_slot = (ng if pack_b else 1) * min(kc_max, K) * nr
         panels = (P + nr - 1) // nr
         groups = (panels + ng - 1) // ng

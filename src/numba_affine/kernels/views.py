@@ -92,8 +92,8 @@ def stack_scratch(typingctx, like):
 
 @intrinsic
 def stack_plan(typingctx):
-    """An int64 array on the stack for the product's plan rows and scratch sizes (3 x 8)."""
-    return types.Array(types.int64, 2, "C")(), on_stack(types.int64, (3, 8))
+    """An int64 array on the stack for the product's plan rows and scratch sizes (3 x 8, flat)."""
+    return types.Array(types.int64, 1, "C")(), on_stack(types.int64, (24,))
 
 
 @intrinsic
