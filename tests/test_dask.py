@@ -164,6 +164,27 @@ def test_wrong_shapes_name_them(no_tasks):
         nd.affine_backward(dY, X, W, split_every=1)
 
 
+def test_shape_errors_are_the_library_s_own(no_tasks):
+    """Dask runs the checks every door runs (``_checks``): the same error
+    class and message as ``numba_affine.affine_*``, with Dask's names X and dY."""
+    import pickle
+
+    from numba_affine._checks import ShapeError
+
+    x, W, b, dout = make_inputs(8, 6, 3, np.float64)
+    X3 = chunked(x, 4).reshape(8, 2, 3)
+    with pytest.raises(ShapeError) as dask_error:
+        nd.affine_forward(X3, W[:4])
+    with pytest.raises(ShapeError) as numpy_error:
+        na.affine_forward(x.reshape(8, 2, 3), W[:4])
+    assert str(dask_error.value) == str(numpy_error.value).replace("x", "X")
+    assert "flattened to (8, 6)" in str(dask_error.value)
+    copy = pickle.loads(pickle.dumps(dask_error.value))  # as a worker would send it
+    assert type(copy) is ShapeError and str(copy) == str(dask_error.value)
+    with pytest.raises(ShapeError, match=r"dY has shape \(8, 2\) but X has shape \(8, 2, 3\) .* expected dY of shape \(8, 3\)"):
+        nd.affine_backward(chunked(dout, 4)[:, :2], X3, W)
+
+
 def test_chunking_along_the_features_is_refused_with_the_fix(no_tasks, monkeypatch):
     x, W, b, dout = make_inputs(8, 6, 3, np.float64)
     X = da.from_array(x, chunks=(4, 3))

@@ -43,43 +43,50 @@ class ShapeError(ValueError):
 
     Compiled code raises it with integers and tuples only (no strings are
     built there); the message is formatted here, the same for every door.
-    Argument names are indices into :data:`NAMES`.
+    Argument names are indices into :data:`NAMES`; ``x`` and ``dout`` are
+    how the door names those two (:mod:`numba_affine.dask` calls them X
+    and dY).
     """
+
+    def __init__(self, *args, x: str = "x", dout: str = "dout"):
+        super().__init__(*args)
+        self.x, self.dout = x, dout
 
     def __str__(self) -> str:
         code, *shapes = self.args
+        xn, dn = self.x, self.dout
         if code == X_WIDTH:
             x, W = shapes
             x2 = _flattened(x)
             flat = f" (flattened to {x2})" if len(x) > 2 else ""
-            return (f"x has shape {x}{flat} but W has shape {W}: "
-                    f"x's feature width {x2[1]} must equal W.shape[0] = {W[0]}")
+            return (f"{xn} has shape {x}{flat} but W has shape {W}: "
+                    f"{xn}'s feature width {x2[1]} must equal W.shape[0] = {W[0]}")
         if code == BIAS:
             b, W = shapes
             return f"b has shape {b} but W has shape {W}: expected b of shape ({W[1]},)"
         if code == DOUT_BACKWARD:
             dout, x, W = shapes
             want = f"({W[1]},)" if len(x) == 1 else f"({_flattened(x)[0]}, {W[1]})"
-            return f"dout has shape {dout} but x has shape {x} and W has shape {W}: expected dout of shape {want}"
+            return f"{dn} has shape {dout} but {xn} has shape {x} and W has shape {W}: expected {dn} of shape {want}"
         if code == DOUT_DX:
             dout, W = shapes
             want = f"({W[1]},)" if len(dout) == 1 else f"(N, {W[1]})"
-            return f"dout has shape {dout} but W has shape {W}: expected dout of shape {want}"
+            return f"{dn} has shape {dout} but W has shape {W}: expected {dn} of shape {want}"
         if code == DOUT_DW:
             dout, x = shapes
             if len(dout) not in (1, 2):
                 want = f"({_flattened(x)[0]}, H)"
             else:
                 want = f"({dout[-1]},)" if len(x) == 1 else f"({_flattened(x)[0]}, {dout[-1]})"
-            return f"dout has shape {dout} but x has shape {x}: expected dout of shape {want}"
+            return f"{dn} has shape {dout} but {xn} has shape {x}: expected {dn} of shape {want}"
         if code == DOUT_NDIM:
             (dout,) = shapes
-            return f"dout must have shape (N, H) or (H,), got shape {dout}"
+            return f"{dn} must have shape (N, H) or (H,), got shape {dout}"
         if code == W_NDIM:
             (W,) = shapes
             return f"W must be 2-D with shape (D, H), got shape {W}"
         if code == X_NDIM:
-            return "x must have at least 1 dimension (one sample), got shape ()"
+            return f"{xn} must have at least 1 dimension (one sample), got shape ()"
         if code == OUT_SHAPE:
             name, out, out_dtype, shape, dtype = shapes
             return (f"{NAMES[name]} has shape {out} and dtype {_dtype(out_dtype)} but the result has "
@@ -95,7 +102,11 @@ class ShapeError(ValueError):
         return f"shapes {shapes} do not fit (rule {code})"
 
     def __reduce__(self):  # pickled by Dask's workers: keep the class, not just ValueError
-        return (ShapeError, self.args)
+        return (_shape_error, (self.args, self.x, self.dout))
+
+
+def _shape_error(args: tuple, x: str, dout: str) -> ShapeError:
+    return ShapeError(*args, x=x, dout=dout)
 
 
 # ---------------------------------------------------------------- checks (Python and compiled)

@@ -39,7 +39,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("numba_affine.dask needs Dask: pip install 'numba-affine[dask]'") from exc
 
-from . import api
+from . import _checks, api
+from ._checks import ShapeError
 
 __all__ = ["affine_forward", "affine_backward", "SPLIT_EVERY"]
 
@@ -85,15 +86,18 @@ def _parameters(W, b=None) -> np.dtype:
     return api.check_parameters(W, b)
 
 
+def _checked(check, *args) -> None:
+    """One of the shape checks every door runs (:mod:`numba_affine._checks`), naming X and dY as here."""
+    try:
+        check(*args)
+    except ShapeError as e:
+        raise ShapeError(*e.args, x="X", dout="dY") from None
+
+
 def _rows(X: da.Array, W: np.ndarray) -> da.Array:
     """X as (N, D), checked against W (N-D X is flattened as in the book)."""
+    _checked(_checks.check_forward, X, W, None, False)
     D = math.prod(X.shape[1:])
-    if D != W.shape[0]:
-        flat = f" (flattened to {(X.shape[0], D)})" if X.ndim > 2 else ""
-        raise ValueError(
-            f"X has shape {X.shape}{flat} but W has shape {W.shape}: "
-            f"X's feature width {D} must equal W.shape[0] = {W.shape[0]}"
-        )
     return X if X.ndim == 2 else X.reshape(X.shape[0], D)
 
 
@@ -179,9 +183,7 @@ def affine_backward(dY, X, W, *, numba_threads: int = 1, split_every: int = SPLI
     X2 = _rows(X, W)
     N, D = X2.shape
     H = W.shape[1]
-    if dY.ndim != 2 or dY.shape != (N, H):
-        raise ValueError(f"dY has shape {dY.shape} but X has shape {X.shape} and W has shape {W.shape}: "
-                         f"expected dY of shape ({N}, {H})")
+    _checked(_checks.check_backward, dY, X, W)
     if dY.chunks[0] != X.chunks[0]:
         raise ValueError(f"dY's row chunks {dY.chunks[0]} differ from X's {X.chunks[0]}: "
                          f"dY = dY.rechunk({{0: X.chunks[0]}})")
