@@ -153,8 +153,8 @@ def call_plan(kind: int, N: int, D: int, H: int, itemsize: int, threads: int):
     rows = np.zeros((3, len(PLAN_FIELDS)), np.int64)
     scratch = 0
     for step in _STEPS[kind]:
-        M, K, P = ((N, D, H), (N, H, D), (D, N, H))[step]
-        p = plan(M, K, P, itemsize, threads, step == 2, step == 1)
+        M, K, P = ((N, D, H), (N, H, D) if N > 1 else (D, H, 1), (D, N, H))[step]  # (one sample's dx: W . dout.T)
+        p = plan(M, K, P, itemsize, threads, step == 2, step == 1 and N > 1)
         rows[step] = (p.kc_max, p.mc, p.mt, p.ng, p.pack_a, p.pack_b, p.by_rows)
         scratch = max(scratch, p.slot * p.tasks)
     rows.flags.writeable = False

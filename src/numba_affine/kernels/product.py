@@ -55,8 +55,10 @@ def rows_first(K, ng, nr, itemsize, kc_max):
     """Whether a task walks 12 rows across all its panels at a time: when its
     block of B (``min(K, kc_max) x ng`` panels) fits ``ROWS_FIRST_MAX_BYTES``.
     Rows of C are then written left to right, not down their columns, which
-    with C's rows 4 KiB apart (a power of two) conflict in the caches."""
-    return min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
+    with C's rows 4 KiB apart (a power of two) conflict in the caches. Not
+    for K < 16: a register block's call would then cost more than its
+    FMAs, so each call takes all ``mc`` rows (one sample's dW: 10 x fewer calls)."""
+    return K >= 16 and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
 
 
 @twin_kernels
@@ -141,20 +143,22 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
     need = 0
     for step in range(first, last):
         M, K, P = (N, D, H) if step == 0 else ((N, H, D) if step == 1 else (D, N, H))
+        if step == 1 and N == 1:  # one sample's dx, as dx.T = W . dout.T (below)
+            M, K, P = D, H, 1
         if plan.shape[0] == 0:
             # the serial plan: kernels.plan's rules for one thread, written out
             # here (as a function of its own it compiles and links apart: +0.2 s
             # on a first call); a plan never changes the bits, only the speed
             itemsize = y.itemsize
             panels = max(1, (P + nr - 1) // nr)
-            pack_b = step == 1 or (P * itemsize >= tuning.PACK_B_MIN_ROW_BYTES and M >= tuning.PACK_B_MIN_ROWS)
+            pack_b = (step == 1 and N > 1) or (P * itemsize >= tuning.PACK_B_MIN_ROW_BYTES and M >= tuning.PACK_B_MIN_ROWS)
             pack_a = step == 2 and M > 1 and panels >= tuning.PACK_A_MIN_PANELS
             mt = max(1, (M + 11) // 12) * 12
             ng_max = 1 if pack_b and M <= 12 else NG_MAX
             groups = (panels + ng_max - 1) // ng_max
             ng = (panels + groups - 1) // groups
             kc_max, mc = KC_MAX, min(mt, MC_MAX)
-            by_rows = min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
+            by_rows = K >= 16 and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
         else:
             kc_max, mc, mt, ng = plan[step, 0], plan[step, 1], plan[step, 2], plan[step, 3]
             pack_a, pack_b, by_rows = plan[step, 4] != 0, plan[step, 5] != 0, plan[step, 6] != 0
@@ -177,6 +181,8 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
         if step == 0:  # y = x . W (+ b)
             A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = x1, D, 1, W1, H, 1, view(y, (y.size,)), N, D, H
             accumulate, add_bias = False, (op & WITH_BIAS) != 0
+        elif step == 1 and N == 1:  # one sample: dx.T = W . dout.T, W read in place (no W.T to pack)
+            A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = W1, H, 1, d1, 1, 1, view(dx, (dx.size,)), D, H, 1
         elif step == 1:  # dx = dout . W.T
             A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, view(dx, (dx.size,)), N, H, D
             accumulate, add_bias = False, False
