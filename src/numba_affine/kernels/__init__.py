@@ -99,10 +99,8 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
     # a transposed A is packed when enough panels of B reuse each copy
     pack_a = a_transposed and M > 1 and panels >= tuning.PACK_A_MIN_PANELS
     mc = min(_up(M, 12), tuning.MC_MAX // 12 * 12)
+    ng_max = max(1, tuning.B_BLOCK_BYTES // tuning.PANEL_BYTES)
     row_tiles = max(1, -(-M // 12))
-    # packed panels are kept for the rows that reuse them; one tile of rows
-    # uses each once, so it packs one at a time (in L1, and little scratch)
-    ng_max = 1 if pack_b and row_tiles == 1 else max(1, tuning.B_BLOCK_BYTES // tuning.PANEL_BYTES)
     if threads < 2:
         ranges, groups = 1, -(-panels // ng_max)
     else:

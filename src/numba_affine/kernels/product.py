@@ -154,8 +154,7 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
             pack_b = (step == 1 and N > 1) or (P * itemsize >= tuning.PACK_B_MIN_ROW_BYTES and M >= tuning.PACK_B_MIN_ROWS)
             pack_a = step == 2 and M > 1 and panels >= tuning.PACK_A_MIN_PANELS
             mt = max(1, (M + 11) // 12) * 12
-            ng_max = 1 if pack_b and M <= 12 else NG_MAX
-            groups = (panels + ng_max - 1) // ng_max
+            groups = (panels + NG_MAX - 1) // NG_MAX
             ng = (panels + groups - 1) // groups
             kc_max, mc = KC_MAX, min(mt, MC_MAX)
             by_rows = K >= 16 and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
