@@ -150,6 +150,9 @@ _NO_PLAN = np.zeros((0, len(kernels.PLAN_FIELDS)), np.int64)
 _NO_OUT = {dt: np.empty((0, 0), dt) for dt in _FLOATS}
 #: Serial calls below this much work (bytes multiplied) take the short path (no plan, no threads).
 _SERIAL_WORK = tuning.PARALLEL_MIN_WORK * 8
+# (the short paths' names, bound once: each attribute read is a share of a seed-size call)
+_empty = np.empty
+_FORWARD, _FORWARD_BIAS, _BACKWARD = kernels.FORWARD, kernels.FORWARD | kernels.WITH_BIAS, kernels.BACKWARD
 
 
 def _serial(dt: np.dtype):
@@ -394,22 +397,23 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     # below then copies, or raises the error that names it.
     if out is None and type(x) is _ndarray and type(W) is _ndarray and x.ndim == 2 and W.ndim == 2:
         N, D = x.shape
-        H = W.shape[1]
-        short = _SHORT.get(x.dtype)
-        if short is not None and D == W.shape[0] and N > 1 and N * D * H * x.itemsize < _SERIAL_WORK:
+        D_W, H = W.shape
+        dt = x.dtype
+        short = _SHORT.get(dt)
+        if short is not None and D == D_W and N > 1 and N * D * H * dt.itemsize < _SERIAL_WORK:
             kernel, none = short
             if b is None:
-                op, bias = kernels.FORWARD, none
-            elif type(b) is _ndarray and b.ndim == 1 and b.shape[0] == H:
-                op, bias = kernels.FORWARD | kernels.WITH_BIAS, b
+                op, bias = _FORWARD, none
+            elif type(b) is _ndarray and b.shape == (H,):
+                op, bias = _FORWARD_BIAS, b
             else:
                 op = -1
             if op >= 0:
-                y = np.empty((N, H), x.dtype)
+                y = _empty((N, H), dt)
                 try:
                     need = kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
                     if need:  # scratch beyond the kernel's stack (see _call)
-                        kernel(op, x, W, bias, x, y, y, y, none, _scratch(x.dtype, need), _NO_PLAN)
+                        kernel(op, x, W, bias, x, y, y, y, none, _scratch(dt, need), _NO_PLAN)
                     return y
                 except TypeError:
                     pass
@@ -475,20 +479,18 @@ def affine_backward(
         and x.ndim == 2 and W.ndim == 2 and dout.ndim == 2
     ):  # the common call, as in affine_forward
         N, D = x.shape
-        H = W.shape[1]
-        short = _SHORT.get(x.dtype)
-        if (
-            short is not None and W.shape[0] == D and dout.shape[0] == N and dout.shape[1] == H
-            and N * D * H * x.itemsize < _SERIAL_WORK
-        ):
+        D_W, H = W.shape
+        dt = x.dtype
+        short = _SHORT.get(dt)
+        if short is not None and D_W == D and dout.shape == (N, H) and N * D * H * dt.itemsize < _SERIAL_WORK:
             kernel, none = short
-            dx = np.empty((N, D), x.dtype)
-            dW = np.empty((D, H), x.dtype)
-            db = np.empty(H, x.dtype)
+            dx = _empty((N, D), dt)
+            dW = _empty((D, H), dt)
+            db = _empty(H, dt)
             try:
-                need = kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
+                need = kernel(_BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
                 if need:
-                    kernel(kernels.BACKWARD, x, W, none, dout, dx, dx, dW, db, _scratch(x.dtype, need), _NO_PLAN)
+                    kernel(_BACKWARD, x, W, none, dout, dx, dx, dW, db, _scratch(dt, need), _NO_PLAN)
                 return dx, dW, db
             except TypeError:
                 pass
