@@ -109,7 +109,7 @@ def plan(M: int, K: int, P: int, itemsize: int, threads: int, a_transposed: bool
     mt = -(-row_tiles // ranges) * 12
     slot = scratch_slot(K, P, lanes, kc_max, mc, ng, pack_a, pack_b)
     tasks = -(-M // mt) * -(-panels // ng)
-    by_rows = rows_first(K, ng, nr, itemsize, kc_max)
+    by_rows = rows_first(K, P, ng, nr, itemsize, kc_max)
     return Plan(product.parallel if threads >= 2 else product.serial, threads >= 2, kc_max, mc, mt, ng, pack_a, pack_b,
                 slot, tasks, by_rows)
 
