@@ -56,10 +56,10 @@ def rows_first(K, P, ng, nr, itemsize, kc_max):
     block of B (``min(K, kc_max) x ng`` panels) fits ``ROWS_FIRST_MAX_BYTES``.
     Rows of C are then written left to right, not down their columns, which
     with C's rows 4 KiB apart (a power of two) conflict in the caches. A sum
-    shorter than 16 with C's rows not a multiple of 4 KiB apart walks all
-    ``mc`` rows per call instead: a call would cost more than its FMAs
-    (one sample's dW: 10 x fewer calls)."""
-    if K < 16 and P * itemsize % 4096 != 0:
+    shorter than 16 with C's rows not a multiple of 1 KiB apart (so spread
+    over the cache's sets) walks all ``mc`` rows per call instead: a call
+    would cost more than its FMAs (one sample's dW: 10 x fewer calls)."""
+    if K < 16 and P * itemsize % 1024 != 0:
         return False
     return min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
 
@@ -160,7 +160,7 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
             groups = (panels + NG_MAX - 1) // NG_MAX
             ng = (panels + groups - 1) // groups
             kc_max, mc = KC_MAX, min(mt, MC_MAX)
-            by_rows = (K >= 16 or P * itemsize % 4096 == 0) and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
+            by_rows = (K >= 16 or P * itemsize % 1024 == 0) and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
         else:
             kc_max, mc, mt, ng = plan[step, 0], plan[step, 1], plan[step, 2], plan[step, 3]
             pack_a, pack_b, by_rows = plan[step, 4] != 0, plan[step, 5] != 0, plan[step, 6] != 0
