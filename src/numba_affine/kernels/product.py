@@ -185,6 +185,7 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
             accumulate, add_bias = False, (op & WITH_BIAS) != 0
         elif step == 1 and N == 1:  # one sample: dx.T = W . dout.T, W read in place (no W.T to pack)
             A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = W1, H, 1, d1, 1, 1, view(dx, (dx.size,)), D, H, 1
+            accumulate, add_bias = False, False
         elif step == 1:  # dx = dout . W.T
             A, a_rs, a_ks, B, b_rs, b_cs, C, M, K, P = d1, H, 1, W1, 1, H, view(dx, (dx.size,)), N, H, D
             accumulate, add_bias = False, False
