@@ -168,6 +168,11 @@ def _serial(dt: np.dtype):
 _SHORT: dict = {}
 
 
+def _again_with_scratch(kernel, dt: np.dtype, need: int, *args) -> None:
+    """Call a serial ``kernel`` again, with this thread's kept scratch: it asked for ``need`` elements (more than its stack)."""
+    kernel(*args, _scratch(dt, need), _NO_PLAN)
+
+
 def _call(op, x2, W, b, d2, y, dx, dW, db, N, D, H):
     """Run one public call: ``kernels.product(op, ...)``, every array C-contiguous and checked.
 
@@ -181,8 +186,8 @@ def _call(op, x2, W, b, d2, y, dx, dW, db, N, D, H):
     if _in_forked_child or not kernels.wants_threads(N, D, H, dt.itemsize):
         kernel = _serial(dt)
         need = kernel(op, x2, W, b, d2, y, dx, dW, db, _EMPTY[dt], _NO_PLAN)
-        if need:  # more scratch than the kernel's stack: this thread's kept buffer
-            kernel(op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, need), _NO_PLAN)
+        if need:
+            _again_with_scratch(kernel, dt, need, op, x2, W, b, d2, y, dx, dW, db)
         return
     plan, scratch = kernels.call_plan(op & 7, N, D, H, dt.itemsize, get_num_threads())
     if _run_parallel(kernels.entry(dt, True), (op, x2, W, b, d2, y, dx, dW, db, _scratch(dt, scratch), plan)):
@@ -412,8 +417,8 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
                 y = _empty((N, H), dt)
                 try:
                     need = kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
-                    if need:  # scratch beyond the kernel's stack (see _call)
-                        kernel(op, x, W, bias, x, y, y, y, none, _scratch(dt, need), _NO_PLAN)
+                    if need:
+                        _again_with_scratch(kernel, dt, need, op, x, W, bias, x, y, y, y, none)
                     return y
                 except TypeError:
                     pass
@@ -490,7 +495,7 @@ def affine_backward(
             try:
                 need = kernel(_BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
                 if need:
-                    kernel(_BACKWARD, x, W, none, dout, dx, dx, dW, db, _scratch(dt, need), _NO_PLAN)
+                    _again_with_scratch(kernel, dt, need, _BACKWARD, x, W, none, dout, dx, dx, dW, db)
                 return dx, dW, db
             except TypeError:
                 pass
