@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DTYPES, SHAPES, SeedNumpyAffine, compare, flops, inputs, numpy_backward, numpy_forward, require
+from .common import DTYPES, SHAPES, SMALL_SHAPES, SeedNumpyAffine, compare, flops, inputs, numpy_backward, numpy_forward, require
 
 LABELS = list(SHAPES)
+#: The per-call classes time the sizes where one call takes a millisecond or
+#: more; the seed's size lives in ``Small`` (batched samples) and ``Throughput``.
+LARGE_LABELS = [label for label in SHAPES if label not in SMALL_SHAPES]
 
 
 class _Shaped:
@@ -31,7 +34,11 @@ class _Shaped:
         self.x, self.W, self.b, self.dout = inputs(label, dtype)
 
 
-class Forward(_Shaped):
+class _Large(_Shaped):
+    params = (LARGE_LABELS, DTYPES)
+
+
+class Forward(_Large):
     """``y = x.W + b``: affine_forward against ``np.dot(x, W) + b``."""
 
     def setup(self, label, dtype):
@@ -46,7 +53,7 @@ class Forward(_Shaped):
         numpy_forward(self.x, self.W, self.b)
 
 
-class Backward(_Shaped):
+class Backward(_Large):
     """dx, dW and db in one call against the seed's three numpy lines."""
 
     def setup(self, label, dtype):
@@ -61,7 +68,7 @@ class Backward(_Shaped):
         numpy_backward(self.dout, self.x, self.W)
 
 
-class Gradients(_Shaped):
+class Gradients(_Large):
     """Each gradient alone: affine_dx / affine_dw / affine_db against numpy."""
 
     def setup(self, label, dtype):
@@ -90,7 +97,7 @@ class Gradients(_Shaped):
         np.sum(self.dout, axis=0)
 
 
-class LayerStep(_Shaped):
+class LayerStep(_Large):
     """One training step of the layer: ``Affine.forward`` + ``Affine.backward``."""
 
     def setup(self, label, dtype):
@@ -107,6 +114,84 @@ class LayerStep(_Shaped):
     def time_numpy_seed_layer_step(self, label, dtype):
         self.seed_layer.forward(self.x)
         self.seed_layer.backward(self.dout)
+
+
+class Small:
+    """The small-call table of ``python -m numba_affine.bench``: calls of 0.5-30 µs, the seed's
+    20x50x10 among them. No ``setup`` (asv_runner times one call per sample when a benchmark has
+    one, asv#966): the inputs are made when asv loads the class and the untimed calls of
+    ``warmup_time`` compile. Each sample is ``number`` calls: 0.2-20 ms. (A calibrated number would
+    stop at 1 when the first call, which compiles, outlasts ``warmup_time``.)"""
+
+    params = (list(SMALL_SHAPES), DTYPES)
+    param_names = ["shape", "dtype"]
+    timeout = 600
+    warmup_time = 0.3
+    number = 500
+    repeat = (5, 10, 4.0)
+    rounds = 1  # 5-10 batched samples per value: finite confidence intervals in one process
+
+    def __init__(self):
+        self.data = {(label, dtype): inputs(label, dtype, SMALL_SHAPES) for label in SMALL_SHAPES for dtype in DTYPES}
+        self.seed_layers = {key: SeedNumpyAffine(W, b) for key, (x, W, b, dout) in self.data.items()}
+        try:
+            lib = require("affine_forward", "affine_backward", "affine_dx", "affine_dw", "affine_db", "Affine")
+        except NotImplementedError:  # an old commit: its calls fail, the other classes still load
+            return
+        self.forward, self.backward, self.dx, self.dw, self.db, Affine = lib
+        self.layers = {key: Affine(W, b) for key, (x, W, b, dout) in self.data.items()}
+
+    def time_affine_forward(self, label, dtype):
+        x, W, b, _ = self.data[label, dtype]
+        self.forward(x, W, b)
+
+    def time_numpy_forward(self, label, dtype):
+        x, W, b, _ = self.data[label, dtype]
+        numpy_forward(x, W, b)
+
+    def time_affine_backward(self, label, dtype):
+        x, W, _, dout = self.data[label, dtype]
+        self.backward(dout, x, W)
+
+    def time_numpy_backward(self, label, dtype):
+        x, W, _, dout = self.data[label, dtype]
+        numpy_backward(dout, x, W)
+
+    def time_affine_dx(self, label, dtype):
+        _, W, _, dout = self.data[label, dtype]
+        self.dx(dout, W)
+
+    def time_numpy_dx(self, label, dtype):
+        _, W, _, dout = self.data[label, dtype]
+        np.dot(dout, W.T)
+
+    def time_affine_dw(self, label, dtype):
+        x, _, _, dout = self.data[label, dtype]
+        self.dw(x, dout)
+
+    def time_numpy_dw(self, label, dtype):
+        x, _, _, dout = self.data[label, dtype]
+        np.dot(x.T, dout)
+
+    def time_affine_db(self, label, dtype):
+        dout = self.data[label, dtype][3]
+        self.db(dout)
+
+    def time_numpy_db(self, label, dtype):
+        dout = self.data[label, dtype][3]
+        np.sum(dout, axis=0)
+
+    def time_affine_step(self, label, dtype):
+        layer = self.layers[label, dtype]
+        x, _, _, dout = self.data[label, dtype]
+        layer.forward(x)
+        layer.backward(dout)
+
+    def time_numpy_seed_layer_step(self, label, dtype):
+        layer = self.seed_layers[label, dtype]
+        x, _, _, dout = self.data[label, dtype]
+        layer.forward(x)
+        layer.backward(dout)
 
 
 class Throughput(_Shaped):

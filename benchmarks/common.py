@@ -27,6 +27,15 @@ SHAPES = {
 }
 DTYPES = ["float32", "float64"]
 
+#: label -> (N, D, H): the small-call table of ``python -m numba_affine.bench``
+#: (the seed's size, one sample, two small batches).
+SMALL_SHAPES = {
+    "seed 20x50x10": (20, 50, 10),
+    "one sample 1x784x100": (1, 784, 100),
+    "batch 8x64x32": (8, 64, 32),
+    "batch 32x128x10": (32, 128, 10),
+}
+
 
 def flops(shape: tuple[int, int, int]) -> float:
     """Floating-point operations of one product N x D x H (multiply + add)."""
@@ -50,9 +59,9 @@ def require(*names: str):
     return found[0] if len(found) == 1 else found
 
 
-def inputs(label: str, dtype: str):
+def inputs(label: str, dtype: str, shapes: dict = SHAPES):
     """x, W, b, dout for a labelled shape."""
-    return make_inputs(*SHAPES[label], np.dtype(dtype))
+    return make_inputs(*shapes[label], np.dtype(dtype))
 
 
 #: The method of ``python -m numba_affine.bench`` (``numba_affine.bench.compare``),
@@ -109,4 +118,4 @@ class SeedNumpyAffine:
         return dx
 
 
-__all__ = ["SHAPES", "DTYPES", "compare", "flops", "require", "inputs", "numpy_forward", "numpy_backward", "SeedNumpyAffine"]
+__all__ = ["SHAPES", "SMALL_SHAPES", "DTYPES", "compare", "flops", "require", "inputs", "numpy_forward", "numpy_backward", "SeedNumpyAffine"]
