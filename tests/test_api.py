@@ -31,6 +31,51 @@ def test_one_sample_is_1d(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_one_sample_gives_its_batch_row_whatever_the_layout(dtype):
+    """One sample, 1-D or (1, D), takes a short path when every operand is a writeable C-contiguous
+    array of one dtype and the general path otherwise: the same bits either way, those of its row in
+    a batch, and the general path's errors."""
+    x, W, b, dout = make_inputs(3, 37, 19, dtype)
+    y_batch = na.affine_forward(x, W, b)
+    dx_batch = na.affine_dx(dout, W)
+    read_only = [a.copy() for a in (x, W, b, dout)]
+    for a in read_only:
+        a.flags.writeable = False
+    wide = np.zeros((2, 2 * 37), dtype)
+    wide[0, ::2] = x[1]
+    layouts = {
+        "C": (x[1], W, b, dout[1]),
+        "read-only": (read_only[0][1], read_only[1], read_only[2], read_only[3][1]),
+        "strided x": (wide[0, ::2], W, b, dout[1]),
+        "Fortran W": (x[1], np.asfortranarray(W), b, dout[1]),
+    }
+    for name, (x1, W1, b1, d1) in layouts.items():
+        for sample, d in ((x1, d1), (x1.reshape(1, -1), d1.reshape(1, -1))):
+            y = na.affine_forward(sample, W1, b1)
+            assert y.shape == (19,) if sample.ndim == 1 else (1, 19), name
+            np.testing.assert_array_equal(y.reshape(-1), y_batch[1], err_msg=name)
+            assert_matches(na.affine_forward(sample, W1).reshape(-1), np.dot(*f64(x[1], W)), dtype, 37)
+            dx, dW, db = na.affine_backward(d, sample, W1)
+            assert dx.shape == sample.shape, name
+            np.testing.assert_array_equal(dx.reshape(-1), dx_batch[1], err_msg=name)
+            for got, want in zip((dW, db), backward(*f64(dout[1:2], x[1:2], W))[1:]):
+                assert_matches(got, want, dtype, 1)
+    other = np.float64 if np.dtype(dtype) == np.float32 else np.float32
+    with pytest.raises(TypeError, match="dtype"):
+        na.affine_forward(x[1], W.astype(other), b)
+    with pytest.raises(TypeError, match="dtype"):
+        na.affine_forward(x[1], W, b.astype(other))
+    with pytest.raises(ValueError, match=r"\(19,\)"):
+        na.affine_forward(x[1], W, b[:5])
+    with pytest.raises(ValueError, match=r"\(36,\)"):
+        na.affine_forward(x[1, :36], W, b)
+    with pytest.raises(ValueError, match=r"\(18,\)"):
+        na.affine_backward(dout[1, :18], x[1], W)
+    with pytest.raises(ValueError):
+        na.affine_forward(np.array(1.0, dtype), W, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(4, 2, 3), (6, 1, 5, 2), (0, 3, 2), (3, 1, 1, 1)])
 def test_nd_input_is_flattened_and_dx_keeps_its_shape(shape, dtype):
     rng = np.random.default_rng(1)

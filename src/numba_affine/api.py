@@ -208,6 +208,32 @@ def _forward(x2, W, b, y2):
     _call(op, x2, W, _EMPTY[dt] if b is None else b, x2, y2, y2, y2, _EMPTY[dt], N, D, H)
 
 
+def _sample_forward(x, W, b):
+    """One sample's forward (x of shape (D,) or (1, D)) on the short path, or None.
+
+    None when anything the general path checks or converts could matter:
+    another dtype, a read-only or non-contiguous operand, a bias that is
+    not an (H,) array. Then the general path decides, with its messages.
+    """
+    dt = x.dtype
+    lanes = _LANES.get(dt)
+    D, H = W.shape
+    if lanes is None or W.dtype != dt or x.shape[-1] != D or x.ndim > 2:
+        return None
+    fx, fW = x.flags, W.flags
+    if not (fx.c_contiguous and fx.writeable and fW.c_contiguous and fW.writeable):
+        return None
+    if b is None:
+        bias = _EMPTY[dt]
+    elif type(b) is _ndarray and b.shape == (H,) and b.dtype == dt and b.flags.c_contiguous and b.flags.writeable:
+        bias = b
+    else:
+        return None
+    y = _empty(H, dt)
+    kernels.row_product(x.reshape(-1), 0, W.reshape(-1), H, y, D, H, bias, b is not None, lanes)
+    return y if x.ndim == 1 else y.reshape(1, H)
+
+
 def _backward(op, x2, W, d2, dx2, dW, db, accumulate, N, D, H):
     """dx, dW and db (or one of them, per ``op``), all C-contiguous and checked.
 
@@ -400,7 +426,11 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     # operation is a visible share of it. Another layout or a wrong dtype
     # does not match the kernel's signature (TypeError): the general path
     # below then copies, or raises the error that names it.
-    if out is None and type(x) is _ndarray and type(W) is _ndarray and x.ndim == 2 and W.ndim == 2:
+    if out is None and type(x) is _ndarray and type(W) is _ndarray and W.ndim == 2 and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
+        y = _sample_forward(x, W, b)
+        if y is not None:
+            return y
+    elif out is None and type(x) is _ndarray and type(W) is _ndarray and x.ndim == 2 and W.ndim == 2:
         N, D = x.shape
         D_W, H = W.shape
         dt = x.dtype
@@ -481,22 +511,23 @@ def affine_backward(
     if (
         dx_out is None and dW_out is None and db_out is None and accumulate is False
         and type(dout) is _ndarray and type(x) is _ndarray and type(W) is _ndarray
-        and x.ndim == 2 and W.ndim == 2 and dout.ndim == 2
-    ):  # the common call, as in affine_forward
-        N, D = x.shape
+        and W.ndim == 2 and 1 <= x.ndim == dout.ndim <= 2
+    ):  # the common call (or one 1-D sample), as in affine_forward
+        x2, d2 = (x, dout) if x.ndim == 2 else (x.reshape(1, -1), dout.reshape(1, -1))
+        N, D = x2.shape
         D_W, H = W.shape
         dt = x.dtype
         short = _SHORT.get(dt)
-        if short is not None and D_W == D and dout.shape == (N, H) and N * D * H * dt.itemsize < _SERIAL_WORK:
+        if short is not None and D_W == D and d2.shape == (N, H) and N * D * H * dt.itemsize < _SERIAL_WORK:
             kernel, none = short
             dx = _empty((N, D), dt)
             dW = _empty((D, H), dt)
             db = _empty(H, dt)
             try:
-                need = kernel(_BACKWARD, x, W, none, dout, dx, dx, dW, db, none, _NO_PLAN)
+                need = kernel(_BACKWARD, x2, W, none, d2, dx, dx, dW, db, none, _NO_PLAN)
                 if need:
-                    _again_with_scratch(kernel, dt, need, _BACKWARD, x, W, none, dout, dx, dx, dW, db)
-                return dx, dW, db
+                    _again_with_scratch(kernel, dt, need, _BACKWARD, x2, W, none, d2, dx, dx, dW, db)
+                return (dx if x.ndim == 2 else dx.reshape(D)), dW, db
             except TypeError:
                 pass
     accumulate = _flag("accumulate", accumulate)
