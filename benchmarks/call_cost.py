@@ -7,7 +7,8 @@ is shared, so compare rows of one run):
 
 * ``api``: ``affine_forward`` / ``affine_backward`` from Python;
 * ``kernel``: the same kernel call from Python (``kernels.entry``, the
-  11 arguments the short path passes): the dispatch plus the work;
+  11 arguments the short path passes; for one sample's forward
+  ``kernels.row_product``): the dispatch plus the work;
 * ``in jit``: that call from a jitted loop, the work without the dispatch;
 * ``numpy``: the seed's formulas.
 
@@ -51,6 +52,19 @@ def measure(shape, dtype) -> dict[str, float]:
     }
     number = max(100, int(2e5 / max(1, N * D * H) ** 0.5))
     out = {}
+    if N == 1:  # one sample's forward is row_product
+        del calls["forward"]
+        row = (x.reshape(-1), 0, W.reshape(-1), H, y.reshape(-1), D, H, b, True, kernels.lanes_of(dtype.itemsize))
+        row_product = kernels.row_product
+
+        @numba.njit
+        def row_loop(n, args):
+            for _ in range(n):
+                row_product(*args)
+
+        row_loop(1, row)
+        out["forward kernel"] = _per_call(lambda: row_product(*row), number)
+        out["forward in jit"] = _per_call(lambda: row_loop(100, row), max(1, number // 100)) / 100
     for name, (op, args) in calls.items():
         if kernel(op, *args, none, _NO_PLAN):  # needs more scratch than the stack: not a short call
             continue

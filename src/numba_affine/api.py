@@ -426,32 +426,34 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, *,
     # operation is a visible share of it. Another layout or a wrong dtype
     # does not match the kernel's signature (TypeError): the general path
     # below then copies, or raises the error that names it.
-    if out is None and type(x) is _ndarray and type(W) is _ndarray and W.ndim == 2 and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
-        y = _sample_forward(x, W, b)
-        if y is not None:
-            return y
-    elif out is None and type(x) is _ndarray and type(W) is _ndarray and x.ndim == 2 and W.ndim == 2:
-        N, D = x.shape
-        D_W, H = W.shape
-        dt = x.dtype
-        short = _SHORT.get(dt)
-        if short is not None and D == D_W and N > 1 and N * D * H * dt.itemsize < _SERIAL_WORK:
-            kernel, none = short
-            if b is None:
-                op, bias = _FORWARD, none
-            elif type(b) is _ndarray and b.shape == (H,):
-                op, bias = _FORWARD_BIAS, b
-            else:
-                op = -1
-            if op >= 0:
-                y = _empty((N, H), dt)
-                try:
-                    need = kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
-                    if need:
-                        _again_with_scratch(kernel, dt, need, op, x, W, bias, x, y, y, y, none)
-                    return y
-                except TypeError:
-                    pass
+    # One sample (1-D x, or one row) streams W once instead (_sample_forward).
+    if out is None and type(x) is _ndarray and type(W) is _ndarray and W.ndim == 2 and 1 <= x.ndim <= 2:
+        if x.ndim == 1 or x.shape[0] == 1:
+            y = _sample_forward(x, W, b)
+            if y is not None:
+                return y
+        else:
+            N, D = x.shape
+            D_W, H = W.shape
+            dt = x.dtype
+            short = _SHORT.get(dt)
+            if short is not None and D == D_W and N > 1 and N * D * H * dt.itemsize < _SERIAL_WORK:
+                kernel, none = short
+                if b is None:
+                    op, bias = _FORWARD, none
+                elif type(b) is _ndarray and b.shape == (H,):
+                    op, bias = _FORWARD_BIAS, b
+                else:
+                    op = -1
+                if op >= 0:
+                    y = _empty((N, H), dt)
+                    try:
+                        need = kernel(op, x, W, bias, x, y, y, y, none, none, _NO_PLAN)
+                        if need:
+                            _again_with_scratch(kernel, dt, need, op, x, W, bias, x, y, y, y, none)
+                        return y
+                    except TypeError:
+                        pass
     if b is None:
         dt = _operands(x=x, W=W)
     else:
