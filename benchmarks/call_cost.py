@@ -5,7 +5,8 @@
 Per shape and dtype, microseconds per call (best of 9 batches; the machine
 is shared, so compare rows of one run):
 
-* ``api``: ``affine_forward`` / ``affine_backward`` from Python;
+* ``api``: ``affine_forward`` / ``affine_backward`` from Python (for one
+  sample also with 1-D x and dout, the ``fwd 1-D`` / ``bwd 1-D`` rows);
 * ``kernel``: the same kernel call from Python (``kernels.entry``, the
   11 arguments the short path passes; for one sample's forward
   ``kernels.row_product``): the dispatch plus the work;
@@ -73,6 +74,9 @@ def measure(shape, dtype) -> dict[str, float]:
         out[f"{name} in jit"] = _per_call(lambda: loop(100, op, *args, none, _NO_PLAN), max(1, number // 100)) / 100
     out["forward api"] = _per_call(lambda: affine_forward(x, W, b), number)
     out["backward api"] = _per_call(lambda: affine_backward(d, x, W), number)
+    if N == 1:  # after a 1-D forward, the layer passes 1-D x and dout
+        out["bwd 1-D api"] = _per_call(lambda: affine_backward(d[0], x[0], W), number)
+        out["fwd 1-D api"] = _per_call(lambda: affine_forward(x[0], W, b), number)
     time.sleep(0.2)  # OpenBLAS's workers spin after a call: numpy apart
     out["forward numpy"] = _per_call(lambda: np.dot(x, W) + b, number)
     out["backward numpy"] = _per_call(lambda: (np.dot(d, W.T), np.dot(x.T, d), np.sum(d, axis=0)), number)
@@ -92,7 +96,9 @@ def main() -> None:
     for shape in shapes:
         for dt in dtypes:
             t = measure(shape, np.dtype(dt))
-            for name in ("forward", "backward"):
+            for name in ("forward", "backward", "fwd 1-D", "bwd 1-D"):
+                if f"{name} api" not in t:
+                    continue
                 cells = [t.get(f"{name} {what}", float("nan")) for what in ("api", "kernel", "in jit", "numpy")]
                 print(f"{'x'.join(map(str, shape)):>12} {dt:>8} | {name:>8} " + " ".join(f"{c:7.2f}" for c in cells))
     print(f"numpy {np.__version__}, numba {numba.__version__}")
