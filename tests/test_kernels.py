@@ -229,7 +229,7 @@ def test_plans_cover_the_output_with_legal_blocks(shape, threads, itemsize):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K,P", [(1, 1), (7, 3), (50, 10), (13, 64), (784, 100), (5, 129), (0, 5)])
+@pytest.mark.parametrize("K,P", [(1, 1), (7, 3), (50, 10), (13, 64), (11, 33), (9, 40), (784, 100), (5, 129), (0, 5)])
 def test_row_product_is_a_row_of_the_batch_bit_for_bit(K, P, dtype):
     """One sample's forward streams W once; each element is the register
     blocks' chain of FMAs, so it equals that row computed in a batch."""
