@@ -18,8 +18,9 @@ def row_product(x, x0, B, b_rs, y, K, P, bias, add_bias, lanes):
     element is the same chain of FMAs over k in increasing order as in the
     register blocks, then the bias, so a sample's bits are those of its row
     in a batch (batch invariance). Loads past column P are masked (in the
-    last group of columns only), and a last group of four vectors or fewer
-    runs four: lanes past P cost as much as real ones. Serial: one row is
+    last group of columns only), and a last group skips its vectors past
+    P (four or fewer left: four vectors; five: five): lanes past P cost as
+    much as real ones. Serial: one row is
     never worth the threads.
     """
     width = 8 * lanes
@@ -36,9 +37,10 @@ def row_product(x, x0, B, b_rs, y, K, P, bias, add_bias, lanes):
             s3 = vfma(a, vload_part(B, b + 3 * lanes, w - 3 * lanes), s3)
             if wide:
                 s4 = vfma(a, vload_part(B, b + 4 * lanes, w - 4 * lanes), s4)
-                s5 = vfma(a, vload_part(B, b + 5 * lanes, w - 5 * lanes), s5)
-                s6 = vfma(a, vload_part(B, b + 6 * lanes, w - 6 * lanes), s6)
-                s7 = vfma(a, vload_part(B, b + 7 * lanes, w - 7 * lanes), s7)
+                if w > 5 * lanes:
+                    s5 = vfma(a, vload_part(B, b + 5 * lanes, w - 5 * lanes), s5)
+                    s6 = vfma(a, vload_part(B, b + 6 * lanes, w - 6 * lanes), s6)
+                    s7 = vfma(a, vload_part(B, b + 7 * lanes, w - 7 * lanes), s7)
             b += b_rs
         if add_bias:
             s0 = vadd(s0, vload_part(bias, j, w))
