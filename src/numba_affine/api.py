@@ -209,7 +209,7 @@ def _forward(x2, W, b, y2):
 
 
 def _sample_forward(x, W, b):
-    """One sample's forward (x of shape (D,) or (1, D)) on the short path, or None.
+    """One sample's forward on the short path (x of shape (D,) or (1, D), W 2-D), or None.
 
     None when anything the general path checks or converts could matter:
     another dtype, a read-only or non-contiguous operand, a bias that is
@@ -218,7 +218,7 @@ def _sample_forward(x, W, b):
     dt = x.dtype
     lanes = _LANES.get(dt)
     D, H = W.shape
-    if lanes is None or W.dtype != dt or x.shape[-1] != D or x.ndim > 2:
+    if lanes is None or W.dtype != dt or x.shape[-1] != D:
         return None
     fx, fW = x.flags, W.flags
     if not (fx.c_contiguous and fx.writeable and fW.c_contiguous and fW.writeable):

@@ -20,8 +20,7 @@ def row_product(x, x0, B, b_rs, y, K, P, bias, add_bias, lanes):
     in a batch (batch invariance). Loads past column P are masked (in the
     last group of columns only), and a last group skips its vectors past
     P (four or fewer left: four vectors; five: five): lanes past P cost as
-    much as real ones. Serial: one row is
-    never worth the threads.
+    much as real ones. Serial: one row is never worth the threads.
     """
     width = 8 * lanes
     for j in range(0, P, width):
