@@ -160,7 +160,7 @@ def product(op, x, W, b, dout, y, dx, dW, db, S, plan):
             groups = (panels + NG_MAX - 1) // NG_MAX
             ng = (panels + groups - 1) // groups
             kc_max, mc = KC_MAX, min(mt, MC_MAX)
-            by_rows = (K >= 16 or P * itemsize % 1024 == 0) and min(K, kc_max) * ng * nr * itemsize <= tuning.ROWS_FIRST_MAX_BYTES
+            by_rows = rows_first(K, P, ng, nr, itemsize, kc_max)
         else:
             kc_max, mc, mt, ng = plan[step, 0], plan[step, 1], plan[step, 2], plan[step, 3]
             pack_a, pack_b, by_rows = plan[step, 4] != 0, plan[step, 5] != 0, plan[step, 6] != 0
